@@ -1,0 +1,38 @@
+"""Engine and sessionmakers. One engine per process; a session per unit of work or read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from db.config import asyncpg_url
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    engine: AsyncEngine
+    read_session: async_sessionmaker[AsyncSession]
+    write_session: async_sessionmaker[AsyncSession]
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def connect(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Database:
+    engine = create_async_engine(
+        asyncpg_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+    )
+    return Database(
+        engine=engine,
+        read_session=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+        write_session=async_sessionmaker(engine, expire_on_commit=False),
+    )

@@ -1,0 +1,72 @@
+"""The unit of work: one write session; commit only when asked; after-commit callbacks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.repositories.task_type import TaskTypeRepository
+from db.repositories.token import TokenRepository
+from db.repositories.workspace import WorkspaceRepository
+
+log = logging.getLogger(__name__)
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+class UnitOfWork:
+    """Owns one write session. Nothing is committed unless ``commit()`` is called.
+
+    Callbacks registered with ``after_commit`` run only once the commit has
+    succeeded (to send broker messages for rows that now exist); they are
+    dropped on rollback.
+    """
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self._session: AsyncSession | None = None
+        self._after_commit: list[AfterCommit] = []
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._session = self._sessionmaker()
+        self.workspaces = WorkspaceRepository(self._session)
+        self.tokens = TokenRepository(self._session)
+        self.task_types = TaskTypeRepository(self._session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self.session
+        self._session = None
+        try:
+            await session.rollback()
+        finally:
+            await session.close()
+            self._after_commit.clear()
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("UnitOfWork used outside its 'async with' block")
+        return self._session
+
+    def after_commit(self, callback: AfterCommit) -> None:
+        self._after_commit.append(callback)
+
+    async def commit(self) -> None:
+        await self.session.commit()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            try:
+                await callback()
+            except Exception:
+                # The commit stands; whatever the callback announced is recovered
+                # from the database by the reconcilers.
+                log.exception("after-commit callback failed")

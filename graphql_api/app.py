@@ -1,0 +1,111 @@
+"""The Starlette application: /graphql (HTTP + websockets), GraphiQL and its assets, probes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from db.session import Database
+from domain.ports import Dispatcher
+from graphql_api.auth.authenticator import Authenticator
+from graphql_api.bodylimit import BodyLimitMiddleware
+from graphql_api.graphiql import ASSETS_DIR, ASSETS_PATH
+from graphql_api.requestid import RequestIdMiddleware
+from graphql_api.schema import build_schema
+from graphql_api.settings import ApiSettings
+from graphql_api.view import BatchgraphGraphQL
+
+log = logging.getLogger(__name__)
+PROBE_TIMEOUT_SECONDS = 2.0
+
+
+def create_app(
+    *,
+    settings: ApiSettings,
+    db: Database,
+    dispatcher: Dispatcher,
+    on_shutdown: Callable[[], None] | None = None,
+) -> Starlette:
+    view = BatchgraphGraphQL(
+        schema=build_schema(settings.limits),
+        db=db,
+        dispatcher=dispatcher,
+        settings=settings,
+        authenticator=Authenticator(db),
+        allowed_origins=settings.cors_origins,
+        connection_init_wait_timeout=timedelta(seconds=30),
+        allow_queries_via_get=True,
+    )
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        problems = await readiness_problems(db, dispatcher)
+        if problems:
+            return JSONResponse({"status": "unavailable", **problems}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/graphql")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await db.dispose()
+            if on_shutdown is not None:
+                on_shutdown()
+
+    return Starlette(
+        routes=[
+            Route("/", home),
+            Route("/graphql", view, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", view),
+            Mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR)),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["authorization", "content-type", "x-request-id"],
+                expose_headers=["x-request-id"],
+            ),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
+        ],
+        lifespan=lifespan,
+    )
+
+
+async def readiness_problems(db: Database, dispatcher: Dispatcher) -> dict[str, str]:
+    """What keeps this process from serving: an unreachable database or broker."""
+
+    async def database() -> None:
+        async with db.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    problems: dict[str, str] = {}
+    for name, check in (("database", database), ("broker", dispatcher.ping)):
+        try:
+            await asyncio.wait_for(check(), PROBE_TIMEOUT_SECONDS)
+        except Exception as exc:  # any failure means "not ready"; say which and why
+            log.warning("readiness: %s unavailable: %r", name, exc)
+            problems[name] = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
+    return problems

@@ -1,0 +1,65 @@
+"""The per-request context. Each resolver opens its own short session; none is shared."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import strawberry
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from db.repositories.task_type import TaskTypeRepository
+from db.repositories.token import TokenRepository
+from db.repositories.workspace import WorkspaceRepository
+from db.session import Database
+from db.uow import UnitOfWork
+from domain.auth.rules import Actor
+from domain.ports import Dispatcher
+from graphql_api.loaders import Loaders
+from graphql_api.settings import ApiSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Reads:
+    """Repositories over one short read session, for one resolver."""
+
+    workspaces: WorkspaceRepository
+    tokens: TokenRepository
+    task_types: TaskTypeRepository
+
+
+@dataclass
+class Context:
+    db: Database
+    dispatcher: Dispatcher
+    settings: ApiSettings
+    request_id: str
+    actor: Actor | None = None
+    request: Request | WebSocket | None = None
+    response: Response | WebSocket | None = None
+    connection_params: dict[str, Any] | None = None
+    _extra: dict[str, Any] = field(default_factory=dict)
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.db.write_session)
+
+    @asynccontextmanager
+    async def reads(self) -> AsyncIterator[Reads]:
+        async with self.db.read_session() as session:
+            yield Reads(
+                workspaces=WorkspaceRepository(session),
+                tokens=TokenRepository(session),
+                task_types=TaskTypeRepository(session),
+            )
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        return Loaders(self.db)
+
+
+Info = strawberry.Info[Context, None]

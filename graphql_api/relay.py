@@ -1,0 +1,94 @@
+"""Relay connections with keyset cursors (an opaque encoding of the sort key, never an offset)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from strawberry import relay
+
+from db.repositories.pagination import Page, SortKey
+from domain.errors import ErrorCode, LimitExceededError
+from graphql_api.errors import ApiError
+
+T = TypeVar("T")
+N = TypeVar("N")
+
+
+@strawberry.type(name="Edge")
+class Edge(Generic[N]):
+    cursor: str
+    node: N
+
+
+@strawberry.type(name="Connection")
+class Connection(Generic[N]):
+    edges: list[Edge[N]]
+    page_info: relay.PageInfo
+    _count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="How many items the whole list holds (one extra query).")
+    async def total_count(self) -> int:
+        return await self._count()
+
+
+@dataclass(frozen=True, slots=True)
+class PageArgs:
+    first: int
+    after: SortKey | None
+
+
+def page_args(first: int | None, after: str | None, *, default: int, maximum: int) -> PageArgs:
+    """Bounded paging: ``first`` defaults, may not exceed the maximum, cursors must decode."""
+    size = default if first is None else first
+    if size < 0:
+        raise ApiError(ErrorCode.BAD_REQUEST, "first must not be negative")
+    if size > maximum:
+        raise LimitExceededError(f"first may be at most {maximum}")
+    return PageArgs(first=size, after=decode_cursor(after) if after is not None else None)
+
+
+def encode_cursor(key: SortKey) -> str:
+    raw = json.dumps(list(key), separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> SortKey:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ApiError(ErrorCode.BAD_REQUEST, "after is not a cursor from this API") from exc
+    if not isinstance(value, list) or not all(
+        isinstance(v, str | int) and not isinstance(v, bool) for v in value
+    ):
+        raise ApiError(ErrorCode.BAD_REQUEST, "after is not a cursor from this API")
+    return tuple(value)
+
+
+def connection(
+    page: Page[Any],
+    convert: Callable[[Any], N],
+    count: Callable[[], Awaitable[int]],
+    *,
+    after: SortKey | None,
+) -> Connection[N]:
+    edges = [
+        Edge(cursor=encode_cursor(key), node=convert(item))
+        for item, key in zip(page.items, page.keys, strict=True)
+    ]
+    return Connection(
+        edges=edges,
+        page_info=relay.PageInfo(
+            has_next_page=page.has_next,
+            has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        _count=count,
+    )

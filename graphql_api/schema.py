@@ -1,0 +1,56 @@
+"""The schema: root types composed from per-area classes. Built once per process."""
+
+from __future__ import annotations
+
+import functools
+
+import strawberry
+from strawberry import relay
+from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
+
+from graphql_api.auth.mutations import AuthMutations
+from graphql_api.auth.queries import AuthQueries
+from graphql_api.extensions import request_policy
+from graphql_api.meta.queries import MetaQueries
+from graphql_api.settings import Limits
+from graphql_api.tasktypes.mutations import TaskTypeMutations
+from graphql_api.tasktypes.queries import TaskTypeQueries
+from graphql_api.workspaces.mutations import WorkspaceMutations
+from graphql_api.workspaces.queries import WorkspaceQueries
+
+
+@strawberry.type
+class Query(MetaQueries, AuthQueries, WorkspaceQueries, TaskTypeQueries):
+    node: relay.Node | None = relay.node(description="Any object by its global id.")
+
+
+@strawberry.type
+class Mutation(AuthMutations, WorkspaceMutations, TaskTypeMutations):
+    pass
+
+
+@functools.cache
+def build_schema(limits: Limits) -> strawberry.Schema:
+    """The process's schema. Limits are part of it; a second, different one cannot be built."""
+    if build_schema.cache_info().currsize > 0:
+        raise RuntimeError("the schema is built once per process, with one set of limits")
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        config=StrawberryConfig(
+            batching_config={"max_operations": limits.max_batch_operations},
+            relay_max_results=limits.max_page_size,
+        ),
+        extensions=[
+            functools.partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
+            functools.partial(ParserCache, maxsize=1024),
+            functools.partial(ValidationCache, maxsize=1024),
+            request_policy(limits),
+        ],
+    )
+
+
+def export_sdl() -> str:
+    """The SDL committed as schema.graphql (limits do not change the SDL)."""
+    return build_schema(Limits.from_env()).as_str() + "\n"

@@ -1,0 +1,152 @@
+"""The GraphQL HTTP/websocket view: authentication, coded JSON errors, status folding."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
+
+from db.session import Database
+from domain.errors import ErrorCode, UnauthenticatedError
+from domain.ports import Dispatcher
+from graphql_api.auth.authenticator import Authenticator
+from graphql_api.context import Context
+from graphql_api.errors import error_response, fold_statuses, status_for
+from graphql_api.graphiql import render_graphiql
+from graphql_api.requestid import current_request_id
+from graphql_api.settings import ApiSettings
+
+
+class RequestRejected(Exception):
+    def __init__(self, status: int, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class BatchgraphGraphQL(GraphQL[Context, None]):
+    def __init__(
+        self,
+        *,
+        db: Database,
+        dispatcher: Dispatcher,
+        settings: ApiSettings,
+        authenticator: Authenticator,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._db = db
+        self._dispatcher = dispatcher
+        self._settings = settings
+        self._authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except RequestRejected as exc:
+            response = error_response(exc.status, exc.code, exc.message)
+        except HTTPException as exc:
+            code = (
+                ErrorCode.LIMIT_EXCEEDED
+                if "Too many operations" in exc.reason
+                else ErrorCode.BAD_REQUEST
+            )
+            response = error_response(exc.status_code, code, exc.reason)
+        await response(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        context = Context(
+            db=self._db,
+            dispatcher=self._dispatcher,
+            settings=self._settings,
+            request_id=current_request_id(),
+            request=request,
+            response=response,
+        )
+        if isinstance(request, Request):
+            try:
+                secret = bearer_secret(request.headers.get("authorization"))
+            except ValueError as exc:
+                raise RequestRejected(401, ErrorCode.UNAUTHENTICATED, str(exc)) from exc
+            if secret is not None:
+                try:
+                    context.actor = await self._authenticator.authenticate(
+                        secret, now=datetime.now(UTC)
+                    )
+                except UnauthenticatedError as exc:
+                    raise RequestRejected(401, exc.code, exc.message) from exc
+        return context
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        """Websocket clients send their token in the connection_init payload."""
+        params = context.connection_params or {}
+        raw = params.get("Authorization") or params.get("authorization")
+        if raw is None and isinstance(params.get("token"), str):
+            raw = f"Bearer {params['token']}"
+        try:
+            secret = bearer_secret(raw if isinstance(raw, str) else None)
+        except ValueError as exc:
+            raise ConnectionRejectionError({"code": ErrorCode.UNAUTHENTICATED.value}) from exc
+        if raw is not None and secret is None:
+            raise ConnectionRejectionError({"code": ErrorCode.UNAUTHENTICATED.value})
+        if secret is not None:
+            try:
+                context.actor = await self._authenticator.authenticate(
+                    secret, now=datetime.now(UTC)
+                )
+            except UnauthenticatedError as exc:
+                raise ConnectionRejectionError({"code": exc.code.value}) from exc
+        return None
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(render_graphiql(request))
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        if not sub_response.status_code:
+            response.status_code = response_status(response_data)
+        return response
+
+    def encode_json(self, data: object) -> bytes:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def response_status(data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> int:
+    """200 when any data came back; otherwise the folded status of the errors."""
+    results = data if isinstance(data, list) else [data]
+    if any(r.get("data") is not None for r in results):
+        return 200
+    codes: list[str | None] = [
+        cast(dict[str, Any], err.get("extensions") or {}).get("code")
+        for r in results
+        for err in cast(list[dict[str, Any]], r.get("errors") or [])
+    ]
+    return fold_statuses(status_for(code) for code in codes) if codes else 200
+
+
+def bearer_secret(header: str | None) -> str | None:
+    """The secret of ``Bearer <secret>``; None without a header; ValueError if malformed."""
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise ValueError("Authorization must be 'Bearer <token>'")
+    return value.strip()

@@ -1,0 +1,33 @@
+"""Actors by wire name. ``declare_actors`` binds them to a broker (the worker's or a test's)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import dramatiq
+
+from jobs.actors import tasktypes
+from jobs.broker import DEFAULT_QUEUE
+
+ACTORS: dict[str, Callable[..., Awaitable[None]]] = {
+    "tasktypes.check_in": tasktypes.check_in,
+}
+
+# Domain refusals are not retried (actors return quietly on them); what is left
+# to retry is infrastructure trouble, a few times with back-off.
+ACTOR_OPTIONS: dict[str, Any] = {"max_retries": 5, "min_backoff": 500, "max_backoff": 30_000}
+
+
+def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, Any]]:
+    return {
+        name: dramatiq.Actor(
+            fn,
+            broker=broker,
+            actor_name=name,
+            queue_name=DEFAULT_QUEUE,
+            priority=0,
+            options=dict(ACTOR_OPTIONS),
+        )
+        for name, fn in ACTORS.items()
+    }

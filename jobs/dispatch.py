@@ -1,0 +1,34 @@
+"""The Dramatiq implementation of the domain's Dispatcher port."""
+
+from __future__ import annotations
+
+import asyncio
+
+import dramatiq
+from dramatiq import Message
+
+from domain.ports import JSONScalar
+from jobs.broker import DEFAULT_QUEUE, ping
+
+
+class DramatiqDispatcher:
+    def __init__(self, broker: dramatiq.Broker, *, queue_name: str = DEFAULT_QUEUE) -> None:
+        self._broker = broker
+        self._queue_name = queue_name
+
+    async def send(self, actor_name: str, *args: JSONScalar) -> None:
+        message: Message[object] = Message(
+            queue_name=self._queue_name,
+            actor_name=actor_name,
+            args=args,
+            kwargs={},
+            options={},
+        )
+        # Broker I/O is blocking; keep it off the event loop.
+        await asyncio.to_thread(self._broker.enqueue, message)
+
+    async def ping(self) -> None:
+        await asyncio.to_thread(ping, self._broker)
+
+    def close(self) -> None:
+        self._broker.close()
