@@ -17,6 +17,7 @@ import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
 from starlette.responses import JSONResponse
 
+from db.errors import InvalidCursorError
 from domain.errors import DomainError, SchemaMismatchError, ValidationFailedError
 from domain.errors import ErrorCode as DomainErrorCode
 
@@ -149,6 +150,8 @@ def classify(error: GraphQLError) -> tuple[DomainErrorCode, bool]:
     original = error.original_error
     if isinstance(original, DomainError):
         return original.code, True
+    if isinstance(original, InvalidCursorError):
+        return DomainErrorCode.BAD_REQUEST, True
     code = (error.extensions or {}).get("code")
     if code is not None:
         return DomainErrorCode(code), True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import ASTValidationRule, GraphQLError
+from graphql import ASTValidationRule, GraphQLError, ValidationContext
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_validator
@@ -16,13 +16,28 @@ from graphql_api.errors import present
 from graphql_api.settings import Limits
 
 
-def _coded(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
-    """A limiter rule whose errors carry ``extensions.code = LIMIT_EXCEEDED``."""
+class _CodingContext:
+    """A validation context whose reported errors carry ``code = LIMIT_EXCEEDED``.
 
+    Strawberry's limiters report through the context they are given, not
+    through ``report_error`` on the rule, so the context is what gets wrapped.
+    """
+
+    def __init__(self, inner: ValidationContext) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def report_error(self, error: GraphQLError) -> None:
+        error.extensions = {**(error.extensions or {}), "code": ErrorCode.LIMIT_EXCEEDED.value}
+        self._inner.report_error(error)
+
+
+def _coded(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
     class Coded(rule):  # type: ignore[valid-type,misc]
-        def report_error(self, error: GraphQLError) -> None:
-            error.extensions = {**(error.extensions or {}), "code": ErrorCode.LIMIT_EXCEEDED.value}
-            super().report_error(error)
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(_CodingContext(context))
 
     Coded.__name__ = f"Coded{rule.__name__}"
     return Coded

@@ -5,9 +5,11 @@ from __future__ import annotations
 import functools
 
 import strawberry
+from graphql import GraphQLError
 from strawberry import relay
 from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from graphql_api.auth.mutations import AuthMutations
 from graphql_api.auth.queries import AuthQueries
@@ -30,12 +32,23 @@ class Mutation(AuthMutations, WorkspaceMutations, TaskTypeMutations):
     pass
 
 
+class BatchgraphSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log nothing here: the default logs every client mistake with its whole document.
+
+        Unexpected errors are logged, in full and with the request id, where they
+        are masked (graphql_api.errors.present).
+        """
+
+
 @functools.cache
 def build_schema(limits: Limits) -> strawberry.Schema:
     """The process's schema. Limits are part of it; a second, different one cannot be built."""
     if build_schema.cache_info().currsize > 0:
         raise RuntimeError("the schema is built once per process, with one set of limits")
-    return strawberry.Schema(
+    return BatchgraphSchema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(

@@ -14,13 +14,14 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from db.session import Database
 from domain.errors import ErrorCode, UnauthenticatedError
 from domain.ports import Dispatcher
 from graphql_api.auth.authenticator import Authenticator
 from graphql_api.context import Context
-from graphql_api.errors import error_response, fold_statuses, status_for
+from graphql_api.errors import error_response, fold_statuses, present, status_for
 from graphql_api.graphiql import render_graphiql
 from graphql_api.requestid import current_request_id
 from graphql_api.settings import ApiSettings
@@ -111,6 +112,15 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             except UnauthenticatedError as exc:
                 raise ConnectionRejectionError({"code": exc.code.value}) from exc
         return None
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        # Errors raised while the parser hooks start (e.g. the token limit) never
+        # reach RequestPolicy's on_operation; present them here too (idempotent).
+        if result.errors:
+            result.errors = [present(e, current_request_id()) for e in result.errors]
+        return await super().process_result(request, result)
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(render_graphiql(request))

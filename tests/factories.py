@@ -1,0 +1,85 @@
+"""Small typed factories, one per aggregate, going through the domain like users do."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from db.enums import CachePolicy, TokenRole
+from db.models import TaskType, Token, Workspace
+from db.session import Database
+from db.uow import UnitOfWork
+from domain.auth import service as auth
+from domain.auth.rules import Actor
+from domain.tasktypes import service as tasktypes
+from domain.tasktypes.rules import RevisionFields
+from domain.workspaces import service as workspaces
+
+ADMIN = Actor(token_id=0, owner="tests", role=TokenRole.ADMIN)
+
+
+async def make_token(
+    db: Database,
+    *,
+    role: TokenRole = TokenRole.ADMIN,
+    owner: str = "alice",
+    enabled: bool = True,
+    expires_at: datetime | None = None,
+) -> tuple[Token, str]:
+    async with UnitOfWork(db.write_session) as uow:
+        created = await auth.create_token(
+            uow,
+            owner=owner,
+            role=role,
+            expires_at=None,
+            now=datetime.now(UTC),
+            actor=ADMIN,
+            enabled=enabled,
+        )
+        if expires_at is not None:  # allow already-expired tokens in tests
+            created.token.expires_at = expires_at
+        await uow.commit()
+    return created.token, created.secret
+
+
+async def make_workspace(db: Database, name: str, *, public: bool = False) -> Workspace:
+    async with UnitOfWork(db.write_session) as uow:
+        row = await workspaces.create_workspace(uow, name=name, public=public, actor=ADMIN)
+        await uow.commit()
+    return row
+
+
+def revision_fields(**overrides: Any) -> RevisionFields:
+    base: dict[str, Any] = {
+        "description": "",
+        "parameters_schema": {"type": "object"},
+        "result_schema": {"type": "object"},
+        "implementation": "external",
+        "timeout_seconds": None,
+        "max_attempts": 3,
+        "cache_policy": CachePolicy.NONE,
+    }
+    return RevisionFields(**{**base, **overrides})
+
+
+async def make_task_type(
+    db: Database,
+    name: str = "resize",
+    *,
+    workspace: str = "default",
+    check_in_timeout_seconds: int = 30,
+    **fields: Any,
+) -> TaskType:
+    async with UnitOfWork(db.write_session) as uow:
+        row = await tasktypes.create_task_type(
+            uow,
+            spec=tasktypes.TaskTypeSpec(
+                workspace=workspace,
+                name=name,
+                fields=revision_fields(**fields),
+                check_in_timeout_seconds=check_in_timeout_seconds,
+            ),
+            actor=ADMIN,
+        )
+        await uow.commit()
+    return row

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from db.session import Database
+from graphql_api.app import create_app
+from graphql_api.settings import ApiSettings
+from jobs.broker import build_broker
+from jobs.dispatch import DramatiqDispatcher
+
+SETTINGS = ApiSettings(cors_origins=("http://allowed.example",))
+
+
+class Api:
+    """Sends literal GraphQL documents through the ASGI app, as a client would."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["authorization"] = f"Bearer {token}"
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = variables
+        return await self.client.post("/graphql", json=body, headers=all_headers)
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> dict[str, Any]:
+        response = await self.post(query, variables, token=token)
+        body = response.json()
+        assert "errors" not in body, body
+        assert response.status_code == 200, body
+        return body["data"]  # type: ignore[no-any-return]
+
+    async def errors(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> tuple[int, list[dict[str, Any]]]:
+        response = await self.post(query, variables, token=token)
+        body = response.json()
+        assert body.get("errors"), body
+        return response.status_code, body["errors"]
+
+
+@pytest.fixture(scope="session")
+def dispatcher(redis_url: str) -> DramatiqDispatcher:
+    return DramatiqDispatcher(build_broker(redis_url))
+
+
+@pytest.fixture
+async def client(db: Database, dispatcher: DramatiqDispatcher) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings=SETTINGS, db=db, dispatcher=dispatcher)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def api(client: httpx.AsyncClient) -> Api:
+    return Api(client)

@@ -1,0 +1,74 @@
+"""Request limits: depth, aliases, tokens, batch size, body size; introspection."""
+
+from __future__ import annotations
+
+import httpx
+
+from db.session import Database
+from graphql_api.settings import Limits
+from tests.conftest import row_counts
+from tests.factories import make_token
+from tests.graphql.conftest import Api
+
+LIMITS = Limits()
+
+
+def _deep(levels: int) -> str:
+    inner = "name"
+    for _ in range(levels):
+        inner = f"taskTypes {{ edges {{ node {{ workspace {{ {inner} }} }} }} }}"
+    return f"{{ workspaces {{ edges {{ node {{ {inner} }} }} }} }}"
+
+
+async def test_over_deep_query_is_refused(api: Api, db: Database) -> None:
+    status, errors = await api.errors(_deep(4))
+    assert status == 400
+    assert errors[0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+    assert "depth" in errors[0]["message"]
+
+
+async def test_query_within_depth_runs(api: Api, db: Database) -> None:
+    data = await api.data(_deep(1))
+    assert data["workspaces"]["edges"] == []  # anonymous: no public workspaces
+
+
+async def test_too_many_aliases(api: Api, db: Database) -> None:
+    fields = " ".join(f"a{i}: viewer {{ authenticated }}" for i in range(LIMITS.max_aliases + 1))
+    status, errors = await api.errors(f"{{ {fields} }}")
+    assert (status, errors[0]["extensions"]["code"]) == (400, "LIMIT_EXCEEDED")
+
+
+async def test_too_many_tokens(api: Api, db: Database) -> None:
+    fields = " ".join(["__typename"] * (LIMITS.max_tokens + 10))
+    status, errors = await api.errors(f"{{ {fields} }}")
+    assert (status, errors[0]["extensions"]["code"]) == (400, "LIMIT_EXCEEDED")
+
+
+async def test_batched_requests_are_capped(client: httpx.AsyncClient, db: Database) -> None:
+    ok = await client.post("/graphql", json=[{"query": "{ viewer { authenticated } }"}] * 2)
+    assert ok.status_code == 200
+    assert [r["data"]["viewer"]["authenticated"] for r in ok.json()] == [False, False]
+    over = [{"query": "{ __typename }"}] * (LIMITS.max_batch_operations + 1)
+    refused = await client.post("/graphql", json=over)
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+
+
+async def test_oversized_body_is_refused_before_anything_runs(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    _, admin = await make_token(db)
+    before = await row_counts(db)
+    padding = "#" * (LIMITS.max_body_bytes + 1)
+    query = f'mutation {{ createWorkspace(input: {{name: "big"}}) {{ __typename }} }} {padding}'
+    response = await client.post(
+        "/graphql", json={"query": query}, headers={"authorization": f"Bearer {admin}"}
+    )
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+    assert await row_counts(db) == before
+
+
+async def test_introspection_is_on_by_default(api: Api, db: Database) -> None:
+    data = await api.data("{ __schema { queryType { name } } }")
+    assert data["__schema"]["queryType"]["name"] == "Query"
