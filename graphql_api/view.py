@@ -6,14 +6,14 @@ import json
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from db.session import Database
@@ -68,6 +68,17 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             )
             response = error_response(exc.status_code, code, exc.reason)
         await response(scope, receive, send)
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        try:
+            return await super().parse_http_body(request)
+        except (AttributeError, TypeError) as exc:
+            # strawberry assumes a JSON object (or list of them) and crashes otherwise
+            raise HTTPException(
+                400, "The request body must be a JSON object, or a list of them"
+            ) from exc
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         context = Context(
