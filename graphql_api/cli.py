@@ -65,12 +65,15 @@ def _serve(args: argparse.Namespace) -> int:
             on_shutdown=dispatcher.close,
         )
         print(f"GraphiQL at http://{host}:{port}/graphql", flush=True)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host=host, port=port, log_config=None, lifespan="on", ws="websockets-sansio"
+            )
+        )
         try:
-            uvicorn.Server(
-                uvicorn.Config(
-                    app, host=host, port=port, log_config=None, lifespan="on", ws="websockets"
-                )
-            ).run()
+            server.run()
+        except KeyboardInterrupt:
+            pass  # uvicorn re-raises Ctrl-C after its graceful shutdown: a normal stop
         finally:
             if worker is not None:
                 stop_worker(worker)

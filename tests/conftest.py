@@ -181,3 +181,44 @@ def rabbitmq_url() -> str:
     except OSError as exc:
         require_service("RabbitMQ", f"{url}: {exc!r}")
     return url
+
+
+# --- a real server ----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str, redis_url: str) -> Iterator[str]:
+    """The app under uvicorn on 127.0.0.1 (a free port), in a thread with its own loop."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from graphql_api.app import create_app
+    from graphql_api.settings import ApiSettings
+    from jobs.broker import build_broker
+    from jobs.dispatch import DramatiqDispatcher
+
+    dispatcher = DramatiqDispatcher(build_broker(redis_url))
+    app = create_app(
+        settings=ApiSettings(),
+        db=connect(database_url),
+        dispatcher=dispatcher,
+        on_shutdown=dispatcher.close,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_config=None, lifespan="on", ws="websockets-sansio"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the test server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(15)

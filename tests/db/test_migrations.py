@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
+from alembic import command
 from graphql_api.runtime import REPO_ROOT, migrate
 from tests.conftest import _admin, _with_database
 

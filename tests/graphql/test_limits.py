@@ -72,3 +72,25 @@ async def test_oversized_body_is_refused_before_anything_runs(
 async def test_introspection_is_on_by_default(api: Api, db: Database) -> None:
     data = await api.data("{ __schema { queryType { name } } }")
     assert data["__schema"]["queryType"]["name"] == "Query"
+
+
+async def test_introspection_can_be_switched_off(db: Database) -> None:
+    from dataclasses import replace
+
+    from graphql_api.app import create_app
+    from jobs.broker import build_broker
+    from jobs.dispatch import DramatiqDispatcher
+    from tests.graphql.conftest import SETTINGS
+
+    app = create_app(
+        settings=replace(SETTINGS, introspection=False),
+        db=db,
+        dispatcher=DramatiqDispatcher(build_broker("redis://127.0.0.1:1/0")),
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        refused = await c.post("/graphql", json={"query": "{ __schema { types { name } } }"})
+        allowed = await c.post("/graphql", json={"query": "{ viewer { authenticated } }"})
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert "introspection" in refused.json()["errors"][0]["message"].lower()
+    assert allowed.json() == {"data": {"viewer": {"authenticated": False}}}

@@ -1,0 +1,120 @@
+"""`batchgraph serve` and `batchgraph worker` as real processes on the embedded services.
+
+This is what `make run` does on a fresh machine: no DATABASE_URL, no BROKER_URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TIMEOUT = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(home: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL")}
+    env.update(BATCHGRAPH_HOME=str(home), BATCHGRAPH_PORT=str(port))
+    return env
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "graphql_api.cli", *args],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _get(url: str, body: dict[str, Any] | None = None, token: str | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    request.add_header("content-type", "application/json")
+    if token:
+        request.add_header("authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"serve exited early:\n{log.read_text()}")
+        try:
+            if _get(f"{base}/readyz") == {"status": "ready"}:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"serve was not ready in {TIMEOUT}s:\n{log.read_text()}")
+
+
+def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> int:
+    process.send_signal(sig)
+    try:
+        return process.wait(TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("the process did not stop on Ctrl-C")
+
+
+def _processes_using(path: Path) -> list[str]:
+    found = subprocess.run(["pgrep", "-af", str(path)], capture_output=True, text=True)
+    return [line for line in found.stdout.splitlines() if "pgrep" not in line]
+
+
+def test_serve_and_worker_share_embedded_services_and_stop_cleanly(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = _env(home, port)
+
+    serve = _start(["serve"], env, tmp_path / "serve.log")  # with its own worker
+    worker = _start(
+        ["worker", "--processes", "1", "--threads", "1"], env, tmp_path / "worker.log"
+    )  # and one more, started together
+    try:
+        _wait_ready(base, serve, tmp_path / "serve.log")
+        log = (tmp_path / "serve.log").read_text()
+        assert f"GraphiQL at {base}/graphql" in log
+        secret = next(w for w in log.split() if w.startswith("bg_"))
+        who = _get(f"{base}/graphql", {"query": "{ viewer { role } }"}, token=secret)
+        assert who == {"data": {"viewer": {"role": "ADMIN"}}}
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+    finally:
+        serve_code = _stop(serve)
+        worker_code = _stop(worker)
+    assert serve_code == 0, (tmp_path / "serve.log").read_text()
+    assert worker_code == 0, (tmp_path / "worker.log").read_text()
+    deadline = time.monotonic() + 15
+    while _processes_using(home) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_using(home) == [], "embedded servers or workers left running"
+
+    # A restart keeps the data: the admin exists, so no new secret is printed.
+    again = _start(["serve", "--no-worker"], env, tmp_path / "again.log")
+    try:
+        _wait_ready(base, again, tmp_path / "again.log")
+        assert "bg_" not in (tmp_path / "again.log").read_text()
+        who = _get(f"{base}/graphql", {"query": "{ viewer { role } }"}, token=secret)
+        assert who == {"data": {"viewer": {"role": "ADMIN"}}}
+    finally:
+        assert _stop(again) == 0
