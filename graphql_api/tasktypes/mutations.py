@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 import strawberry
 from strawberry import relay
@@ -21,13 +21,13 @@ class CreateTaskTypeInput:
     name: str
     workspace: str = "default"
     description: str = ""
-    parameters_schema: JSON = strawberry.field(
-        default_factory=lambda: dict(DEFAULT_SCHEMA),
-        description="A JSON Schema for job parameters (default: any object).",
+    # No JSON default values here: graphql-core cannot render an object default in
+    # introspection. Omitted (or null) means DEFAULT_SCHEMA: any object.
+    parameters_schema: JSON | None = strawberry.field(
+        default=None, description='A JSON Schema for job parameters (default {"type": "object"}).'
     )
-    result_schema: JSON = strawberry.field(
-        default_factory=lambda: dict(DEFAULT_SCHEMA),
-        description="A JSON Schema for job results (default: any object).",
+    result_schema: JSON | None = strawberry.field(
+        default=None, description='A JSON Schema for job results (default {"type": "object"}).'
     )
     implementation: str = "external"
     timeout_seconds: int | None = None
@@ -93,6 +93,10 @@ TaskTypeUpdatePayload = Annotated[
 ]
 
 
+def _or_default(schema: JSON | None) -> JSON:
+    return cast(JSON, dict(DEFAULT_SCHEMA)) if schema is None else schema
+
+
 @strawberry.type
 class TaskTypeMutations:
     @strawberry.mutation(description="Create a task type with its first revision (writer).")
@@ -105,8 +109,8 @@ class TaskTypeMutations:
             check_in_timeout_seconds=input.check_in_timeout_seconds,
             fields=RevisionFields(
                 description=input.description,
-                parameters_schema=input.parameters_schema,
-                result_schema=input.result_schema,
+                parameters_schema=_or_default(input.parameters_schema),
+                result_schema=_or_default(input.result_schema),
                 implementation=input.implementation,
                 timeout_seconds=input.timeout_seconds,
                 max_attempts=input.max_attempts,

@@ -140,3 +140,14 @@ async def test_get_queries_work_and_get_mutations_do_not(client: httpx.AsyncClie
 def test_schema_graphql_matches_the_code() -> None:
     committed = (REPO / "schema.graphql").read_text()
     assert committed == export_sdl(), "run: batchgraph export-schema --output schema.graphql"
+
+
+async def test_full_introspection_has_no_errors(client: httpx.AsyncClient) -> None:
+    """What GraphiQL and code generators send; every default must be renderable."""
+    from graphql import get_introspection_query
+
+    response = await client.post("/graphql", json={"query": get_introspection_query()})
+    body = response.json()
+    assert "errors" not in body, body.get("errors")
+    assert response.status_code == 200
+    assert body["data"]["__schema"]["queryType"]["name"] == "Query"
