@@ -14,6 +14,7 @@ from strawberry import relay
 
 from db.repositories.pagination import Page, SortKey
 from domain.errors import ErrorCode, LimitExceededError
+from graphql_api.context import Info, Reads
 from graphql_api.errors import ApiError
 
 T = TypeVar("T")
@@ -92,3 +93,25 @@ def connection(
         ),
         _count=count,
     )
+
+
+async def paginate(
+    info: Info,
+    *,
+    first: int | None,
+    after: str | None,
+    page: Callable[[Reads, PageArgs], Awaitable[Page[Any]]],
+    count: Callable[[Reads], Awaitable[int]],
+    convert: Callable[[Any], N],
+) -> Connection[N]:
+    """One bounded page on its own read session; the total only if asked, on another."""
+    limits = info.context.settings.limits
+    args = page_args(first, after, default=limits.default_page_size, maximum=limits.max_page_size)
+    async with info.context.reads() as reads:
+        found = await page(reads, args)
+
+    async def total() -> int:
+        async with info.context.reads() as reads:
+            return await count(reads)
+
+    return connection(found, convert, total, after=args.after)

@@ -5,7 +5,7 @@ import strawberry
 from domain.auth.rules import require_admin
 from graphql_api.auth.types import Token, Viewer
 from graphql_api.context import Info
-from graphql_api.relay import Connection, connection, page_args
+from graphql_api.relay import Connection, paginate
 
 
 @strawberry.type
@@ -22,15 +22,11 @@ class AuthQueries:
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Token]:
         require_admin(info.context.actor)
-        limits = info.context.settings.limits
-        args = page_args(
-            first, after, default=limits.default_page_size, maximum=limits.max_page_size
+        return await paginate(
+            info,
+            first=first,
+            after=after,
+            page=lambda reads, args: reads.tokens.page(after=args.after, first=args.first),
+            count=lambda reads: reads.tokens.count(),
+            convert=Token.from_model,
         )
-        async with info.context.reads() as reads:
-            page = await reads.tokens.page(after=args.after, first=args.first)
-
-        async def total() -> int:
-            async with info.context.reads() as reads:
-                return await reads.tokens.count()
-
-        return connection(page, Token.from_model, total, after=args.after)

@@ -14,7 +14,7 @@ from domain.workspaces.service import get_readable
 from graphql_api.context import Info
 from graphql_api.errors import NotFound, Violation, error_arm
 from graphql_api.ids import parse_id
-from graphql_api.relay import Connection, connection, page_args
+from graphql_api.relay import Connection, paginate
 from graphql_api.tasktypes.types import TaskType, TaskTypeFilter, TaskTypeRevision
 
 
@@ -39,8 +39,6 @@ async def task_type_connection(
     first: int | None,
     after: str | None,
 ) -> Connection[TaskType]:
-    limits = info.context.settings.limits
-    args = page_args(first, after, default=limits.default_page_size, maximum=limits.max_page_size)
     repo_filter = RepoFilter(
         workspace_id=workspace_id,
         workspace_name=workspace_name,
@@ -48,14 +46,16 @@ async def task_type_connection(
         available=flt.available if flt else None,
         name_contains=flt.name_contains if flt else None,
     )
-    async with info.context.reads() as reads:
-        page = await reads.task_types.page(repo_filter, after=args.after, first=args.first)
-
-    async def total() -> int:
-        async with info.context.reads() as reads:
-            return await reads.task_types.count(repo_filter)
-
-    return connection(page, TaskType.from_model, total, after=args.after)
+    return await paginate(
+        info,
+        first=first,
+        after=after,
+        page=lambda reads, args: reads.task_types.page(
+            repo_filter, after=args.after, first=args.first
+        ),
+        count=lambda reads: reads.task_types.count(repo_filter),
+        convert=TaskType.from_model,
+    )
 
 
 @strawberry.type

@@ -14,7 +14,7 @@ from domain.tasktypes.rules import has_timed_out
 from domain.workspaces.service import can_read
 from graphql_api.context import Info
 from graphql_api.ids import node_ints
-from graphql_api.relay import Connection, connection, page_args
+from graphql_api.relay import Connection, paginate
 from graphql_api.workspaces.types import Workspace
 
 strawberry.enum(
@@ -163,18 +163,16 @@ class TaskType(relay.Node):
     async def revisions(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[TaskTypeRevision]:
-        limits = info.context.settings.limits
-        args = page_args(
-            first, after, default=limits.default_page_size, maximum=limits.max_page_size
+        return await paginate(
+            info,
+            first=first,
+            after=after,
+            page=lambda reads, args: reads.task_types.revision_page(
+                self.id, after=args.after, first=args.first
+            ),
+            count=lambda reads: reads.task_types.revision_count(self.id),
+            convert=TaskTypeRevision.from_model,
         )
-        async with info.context.reads() as reads:
-            page = await reads.task_types.revision_page(self.id, after=args.after, first=args.first)
-
-        async def total() -> int:
-            async with info.context.reads() as reads:
-                return await reads.task_types.revision_count(self.id)
-
-        return connection(page, TaskTypeRevision.from_model, total, after=args.after)
 
 
 def node_ids_list(node_ids: Iterable[str]) -> list[int]:
