@@ -98,7 +98,7 @@ def main() -> int:
                 measure(RedisBroker(url=url), 1000, args.messages),
             )
         finally:
-            handle.shutdown()
+            handle.release()
     if rabbitmq_up():
         report(
             "RabbitMQ 127.0.0.1 (push)",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from db.processes import pid_alive
 
 DATABASE = "batchgraph"
 # pgserver keeps the pids of the processes using a data folder here; the last
@@ -43,14 +44,4 @@ def _forget_dead_handles(datadir: Path) -> None:
         pids = [int(p) for p in json.loads(path.read_text())]
     except (ValueError, TypeError):
         pids = []
-    path.write_text(json.dumps([p for p in pids if _alive(p)]))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    path.write_text(json.dumps([p for p in pids if pid_alive(p)]))

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -28,6 +29,9 @@ OPERATOR = Actor(token_id=0, owner="operator (cli)", role=TokenRole.ADMIN)
 
 
 def main(argv: list[str] | None = None) -> int:
+    # platformdirs (via pgserver) warns on every start when XDG_RUNTIME_DIR is unset,
+    # as on servers and in containers; it falls back to /tmp and works.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     args = _parser().parse_args(argv)
     configure_logging()
     try:

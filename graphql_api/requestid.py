@@ -59,3 +59,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # pgserver narrates initdb and pg_ctl at INFO; the first-start token would drown in it.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)

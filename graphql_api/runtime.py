@@ -8,10 +8,9 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from alembic.config import Config
 
@@ -25,13 +24,10 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Infra:
     database_url: str
     broker_url: str
-    # Embedded servers stay up while these handles live (and stop at exit when
-    # this was the last process using them).
-    handles: list[Any] = field(default_factory=list)
 
     def environment(self) -> dict[str, str]:
         env = {"DATABASE_URL": self.database_url, "BROKER_URL": self.broker_url}
@@ -43,18 +39,23 @@ class Infra:
 
 @contextmanager
 def infrastructure(config: InfraConfig) -> Iterator[Infra]:
-    handles: list[Any] = []
-    database_url = config.database_url
-    if not database_url:
-        database_url, handle = start_embedded_postgres(config.home / "pg")
-        handles.append(handle)
-        log.info("embedded PostgreSQL in %s", config.home / "pg")
-    broker_url = config.broker_url
-    if not broker_url:
-        broker_url, handle = start_embedded_redis(config.home)
-        handles.append(handle)
-        log.info("embedded Redis in %s", config.home / "redis")
-    yield Infra(database_url=database_url, broker_url=broker_url, handles=handles)
+    """The database and broker URLs, starting embedded servers for the unset ones.
+
+    On exit this process lets go of the embedded servers; each stops when the
+    last process using it lets go.
+    """
+    with ExitStack() as stack:
+        database_url = config.database_url
+        if not database_url:
+            database_url, pg = start_embedded_postgres(config.home / "pg")
+            stack.callback(pg.cleanup)
+            log.info("embedded PostgreSQL in %s", config.home / "pg")
+        broker_url = config.broker_url
+        if not broker_url:
+            broker_url, redis_server = start_embedded_redis(config.home)
+            stack.callback(redis_server.release)
+            log.info("embedded Redis in %s", config.home / "redis")
+        yield Infra(database_url=database_url, broker_url=broker_url)
 
 
 def migrate(database_url: str, revision: str = "head") -> None:

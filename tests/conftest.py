@@ -168,7 +168,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     url, handle = start_embedded_redis(tmp_path_factory.mktemp("redis"))
     yield url
-    handle.shutdown()
+    handle.release()
 
 
 @pytest.fixture(scope="session")

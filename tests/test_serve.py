@@ -77,8 +77,22 @@ def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> int:
 
 
 def _processes_using(path: Path) -> list[str]:
-    found = subprocess.run(["pgrep", "-af", str(path)], capture_output=True, text=True)
-    return [line for line in found.stdout.splitlines() if "pgrep" not in line]
+    """Processes whose command line or working directory is inside ``path``.
+
+    The working directory matters: redis-server's command line names only its socket.
+    """
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(proc / "cwd")
+        except OSError:  # gone, or not ours to read
+            continue
+        if str(path) in cmdline or cwd.startswith(str(path)):
+            found.append(f"{proc.name} (cwd {cwd}): {cmdline}")
+    return found
 
 
 def test_serve_and_worker_share_embedded_services_and_stop_cleanly(tmp_path: Path) -> None:
