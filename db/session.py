@@ -29,10 +29,15 @@ def connect(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Databas
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per checkout. After a database restart
+        # the first failing statement invalidates the whole pool instead.
+        pool_recycle=1800,
     )
+    # Reads run in autocommit: a read session is one or two statements, and a
+    # transaction around them would cost a BEGIN and a ROLLBACK round trip each.
+    reader = engine.execution_options(isolation_level="AUTOCOMMIT")
     return Database(
         engine=engine,
-        read_session=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+        read_session=async_sessionmaker(reader, expire_on_commit=False, autoflush=False),
         write_session=async_sessionmaker(engine, expire_on_commit=False),
     )
