@@ -16,3 +16,19 @@ class CachePolicy(StrEnum):
     NONE = "NONE"
     BATCH = "BATCH"
     ALL = "ALL"
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"
+    BLOCKED = "BLOCKED"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+
+class RerunMode(StrEnum):
+    ALL = "ALL"
+    FAILED = "FAILED"
+    NODES = "NODES"

@@ -1,7 +1,21 @@
 """All models, imported here so ``Base.metadata`` is complete for alembic."""
 
+from db.models.batch import Batch, BatchItem, BatchNode, Recipe
+from db.models.job import Job, JobDependency, JobEvent
 from db.models.task_type import TaskType, TaskTypeRevision
 from db.models.token import Token
 from db.models.workspace import Workspace
 
-__all__ = ["TaskType", "TaskTypeRevision", "Token", "Workspace"]
+__all__ = [
+    "Batch",
+    "BatchItem",
+    "BatchNode",
+    "Job",
+    "JobDependency",
+    "JobEvent",
+    "Recipe",
+    "TaskType",
+    "TaskTypeRevision",
+    "Token",
+    "Workspace",
+]
