@@ -8,6 +8,8 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.repositories.batch import BatchRepository
+from db.repositories.job import JobRepository
 from db.repositories.task_type import TaskTypeRepository
 from db.repositories.token import TokenRepository
 from db.repositories.workspace import WorkspaceRepository
@@ -35,6 +37,8 @@ class UnitOfWork:
         self.workspaces = WorkspaceRepository(self._session)
         self.tokens = TokenRepository(self._session)
         self.task_types = TaskTypeRepository(self._session)
+        self.batches = BatchRepository(self._session)
+        self.jobs = JobRepository(self._session)
         return self
 
     async def __aexit__(

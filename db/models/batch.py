@@ -5,8 +5,8 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Enum,
     CheckConstraint,
+    Enum,
     ForeignKey,
     Identity,
     Index,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, func, select, tuple_
@@ -30,15 +31,19 @@ async def keyset_page(
     key: Sequence[Any],
     after: SortKey | None,
     first: int,
+    descending: bool = False,
 ) -> Page[T]:
-    """Run ``stmt`` ordered by ``key`` (ascending, unique) from just after ``after``.
+    """Run ``stmt`` ordered by ``key`` (unique; all ascending or all descending) from
+    just after ``after``.
 
     Reads one row more than asked to know whether a next page exists.
     """
     if after is not None:
-        _check_cursor(after, key)
-        stmt = stmt.where(tuple_(*key) > tuple_(*after))
-    stmt = stmt.add_columns(*key).order_by(*key).limit(first + 1)
+        after = _check_cursor(after, key)
+        position = tuple_(*key) < tuple_(*after) if descending else tuple_(*key) > tuple_(*after)
+        stmt = stmt.where(position)
+    order = [k.desc() for k in key] if descending else list(key)
+    stmt = stmt.add_columns(*key).order_by(*order).limit(first + 1)
     rows: list[Any] = list((await session.execute(stmt)).all())
     has_next = len(rows) > first
     rows = rows[:first]
@@ -54,8 +59,19 @@ async def count(session: AsyncSession, stmt: Select[Any]) -> int:
     return int(total or 0)
 
 
-def _check_cursor(after: SortKey, key: Sequence[Any]) -> None:
-    if len(after) != len(key) or not all(
-        type(value) is column.type.python_type for value, column in zip(after, key, strict=False)
-    ):
+def _check_cursor(after: SortKey, key: Sequence[Any]) -> SortKey:
+    """The cursor's values as the key's column types (datetimes travel as ISO text)."""
+    if len(after) != len(key):
         raise InvalidCursorError("the cursor does not belong to this list")
+    values: list[Any] = []
+    for value, column in zip(after, key, strict=True):
+        wanted = column.type.python_type
+        if wanted is datetime and isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError as exc:
+                raise InvalidCursorError("the cursor does not belong to this list") from exc
+        if type(value) is not wanted:
+            raise InvalidCursorError("the cursor does not belong to this list")
+        values.append(value)
+    return tuple(values)

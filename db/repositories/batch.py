@@ -1,0 +1,261 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.enums import JobStatus
+from db.models import Batch, BatchItem, BatchNode, Recipe, Workspace
+from db.repositories.pagination import Page, SortKey, count, keyset_page
+
+
+class BatchOrder(StrEnum):
+    ID = "ID"
+    TITLE = "TITLE"
+    CREATED = "CREATED"
+    LAST_MODIFIED = "LAST_MODIFIED"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFilter:
+    public_only: bool = False
+    workspace: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    task_type: str | None = None
+    is_creation_done: bool | None = None
+    is_superseded: bool | None = None
+    root_batch_id: int | None = None
+
+
+_COUNT_COLUMN = {status: status.value.lower() for status in JobStatus}
+
+
+class BatchRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, row: Batch | BatchNode) -> None:
+        self._session.add(row)
+
+    async def flush(self) -> None:
+        await self._session.flush()
+
+    async def get(self, batch_id: int, *, for_update: bool = False) -> Batch | None:
+        stmt = select(Batch).where(Batch.id == batch_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return await self._session.scalar(stmt)
+
+    async def get_many(self, ids: Sequence[int]) -> list[Batch | None]:
+        rows = await self._session.scalars(select(Batch).where(Batch.id.in_(ids)))
+        by_id = {row.id: row for row in rows}
+        return [by_id.get(i) for i in ids]
+
+    async def latest_in_chain(self, root_id: int, *, for_update: bool = False) -> Batch | None:
+        """The one batch of a chain that is not superseded."""
+        stmt = select(Batch).where(Batch.root_batch_id == root_id, Batch.is_superseded.is_(False))
+        if for_update:
+            stmt = stmt.with_for_update()
+        return await self._session.scalar(stmt)
+
+    async def chain(self, root_id: int) -> list[Batch]:
+        rows = await self._session.scalars(
+            select(Batch).where(Batch.root_batch_id == root_id).order_by(Batch.id)
+        )
+        return list(rows)
+
+    async def next_batches(self, ids: Sequence[int]) -> list[Batch | None]:
+        """For each batch id, the batch that superseded it (None if none), in key order."""
+        rows = await self._session.scalars(select(Batch).where(Batch.superseded_batch_id.in_(ids)))
+        by_prev = {row.superseded_batch_id: row for row in rows}
+        return [by_prev.get(i) for i in ids]
+
+    # --- nodes (counters and durations) ------------------------------------
+
+    async def nodes(self, batch_ids: Sequence[int]) -> list[list[BatchNode]]:
+        rows = await self._session.scalars(
+            select(BatchNode)
+            .where(BatchNode.batch_id.in_(batch_ids))
+            .order_by(BatchNode.batch_id, BatchNode.position)
+        )
+        grouped: dict[int, list[BatchNode]] = {i: [] for i in batch_ids}
+        for row in rows:
+            grouped[row.batch_id].append(row)
+        return [grouped[i] for i in batch_ids]
+
+    async def add_counts(self, batch_id: int, node: str, deltas: dict[JobStatus, int]) -> None:
+        """Atomic increments: concurrent transitions serialise on the row, never lose counts."""
+        if not any(deltas.values()):
+            return
+        col = BatchNode.__table__.c
+        values = {_COUNT_COLUMN[s]: col[_COUNT_COLUMN[s]] + d for s, d in deltas.items() if d}
+        await self._session.execute(
+            update(BatchNode)
+            .where(BatchNode.batch_id == batch_id, BatchNode.node == node)
+            .values(**values)
+        )
+
+    async def record_durations(
+        self, batch_id: int, node: str, *, run: float | None, job: float | None
+    ) -> None:
+        c = BatchNode.__table__.c
+        values: dict[str, Any] = {}
+        if run is not None:
+            values |= {
+                "run_seconds_min": func.least(c.run_seconds_min, run),
+                "run_seconds_max": func.greatest(c.run_seconds_max, run),
+                "run_seconds_sum": c.run_seconds_sum + run,
+                "run_seconds_count": c.run_seconds_count + 1,
+            }
+        if job is not None:
+            values |= {
+                "job_seconds_min": func.least(c.job_seconds_min, job),
+                "job_seconds_max": func.greatest(c.job_seconds_max, job),
+                "job_seconds_sum": c.job_seconds_sum + job,
+                "job_seconds_count": c.job_seconds_count + 1,
+            }
+        if values:
+            await self._session.execute(
+                update(BatchNode)
+                .where(BatchNode.batch_id == batch_id, BatchNode.node == node)
+                .values(**values)
+            )
+
+    async def bump(self, batch_id: int, **deltas: int) -> None:
+        col = Batch.__table__.c
+        await self._session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id)
+            .values(last_modified_at=func.now(), **{k: col[k] + v for k, v in deltas.items()})
+        )
+
+    # --- items and recipes ---------------------------------------------------
+
+    async def add_items(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self._session.execute(insert(BatchItem), list(rows))
+
+    async def items(self, batch_id: int, *, start: int, limit: int) -> list[BatchItem]:
+        rows = await self._session.scalars(
+            select(BatchItem)
+            .where(BatchItem.batch_id == batch_id, BatchItem.position >= start)
+            .order_by(BatchItem.position)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def insert_recipes(self, rows: Sequence[dict[str, Any]]) -> list[Recipe]:
+        """Insert the recipes that do not exist yet; return all of those positions."""
+        if not rows:
+            return []
+        await self._session.execute(
+            pg_insert(Recipe).on_conflict_do_nothing(index_elements=["batch_id", "position"]),
+            list(rows),
+        )
+        batch_id = rows[0]["batch_id"]
+        positions = [r["position"] for r in rows]
+        found = await self._session.scalars(
+            select(Recipe)
+            .where(Recipe.batch_id == batch_id, Recipe.position.in_(positions))
+            .order_by(Recipe.position)
+        )
+        return list(found)
+
+    async def set_recipe_job_counts(self, counts: dict[int, int]) -> None:
+        for recipe_id, n in counts.items():
+            await self._session.execute(
+                update(Recipe).where(Recipe.id == recipe_id).values(job_count=n)
+            )
+
+    async def complete_one_job(self, recipe_id: int) -> bool:
+        """Count a completed job; True when that completes the recipe."""
+        row = (
+            await self._session.execute(
+                update(Recipe)
+                .where(Recipe.id == recipe_id)
+                .values(jobs_completed=Recipe.jobs_completed + 1)
+                .returning(Recipe.jobs_completed, Recipe.job_count)
+            )
+        ).one()
+        return bool(row[0] == row[1])
+
+    async def recipes_page(
+        self, batch_id: int, *, after: SortKey | None, first: int
+    ) -> Page[Recipe]:
+        stmt = select(Recipe).where(Recipe.batch_id == batch_id)
+        return await keyset_page(
+            self._session, stmt, key=[Recipe.position], after=after, first=first
+        )
+
+    async def recipe_count(self, batch_id: int) -> int:
+        return await count(self._session, select(Recipe).where(Recipe.batch_id == batch_id))
+
+    async def get_recipes(self, ids: Sequence[int]) -> list[Recipe | None]:
+        rows = await self._session.scalars(select(Recipe).where(Recipe.id.in_(ids)))
+        by_id = {row.id: row for row in rows}
+        return [by_id.get(i) for i in ids]
+
+    # --- listing ---------------------------------------------------------------
+
+    def _listing(self, flt: BatchFilter) -> Select[Batch]:
+        stmt = select(Batch)
+        if flt.public_only or flt.workspace is not None:
+            stmt = stmt.join(Workspace, Workspace.id == Batch.workspace_id)
+        if flt.public_only:
+            stmt = stmt.where(Workspace.public.is_(True))
+        if flt.workspace is not None:
+            stmt = stmt.where(Workspace.name == flt.workspace)
+        if flt.created_after is not None:
+            stmt = stmt.where(Batch.created_at >= flt.created_after)
+        if flt.created_before is not None:
+            stmt = stmt.where(Batch.created_at < flt.created_before)
+        if flt.is_creation_done is not None:
+            stmt = stmt.where(Batch.is_creation_done.is_(flt.is_creation_done))
+        if flt.is_superseded is not None:
+            stmt = stmt.where(Batch.is_superseded.is_(flt.is_superseded))
+        if flt.root_batch_id is not None:
+            stmt = stmt.where(Batch.root_batch_id == flt.root_batch_id)
+        if flt.task_type is not None:
+            # JSONB containment: some node of the recipe runs this task type.
+            stmt = stmt.where(Batch.recipe.contains({"nodes": [{"taskType": flt.task_type}]}))
+        return stmt
+
+    async def page(
+        self,
+        flt: BatchFilter,
+        order: BatchOrder,
+        *,
+        descending: bool,
+        after: SortKey | None,
+        first: int,
+    ) -> Page[Batch]:
+        return await keyset_page(
+            self._session,
+            self._listing(flt),
+            key=_order_key(order),
+            after=after,
+            first=first,
+            descending=descending,
+        )
+
+    async def count(self, flt: BatchFilter) -> int:
+        return await count(self._session, self._listing(flt))
+
+
+_ORDER_KEYS: dict[BatchOrder, list[Any]] = {
+    BatchOrder.ID: [Batch.id],
+    BatchOrder.TITLE: [func.lower(Batch.title), Batch.id],  # case-insensitive
+    BatchOrder.CREATED: [Batch.created_at, Batch.id],
+    BatchOrder.LAST_MODIFIED: [Batch.last_modified_at, Batch.id],
+}
+
+
+def _order_key(order: BatchOrder) -> list[Any]:
+    return _ORDER_KEYS[order]

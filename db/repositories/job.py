@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from db.enums import JobStatus
+from db.models import Job, JobDependency, JobEvent, Workspace
+from db.repositories.pagination import Page, SortKey, count, keyset_page
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    public_only: bool = False
+    batch_id: int | None = None
+    recipe_id: int | None = None
+    statuses: Sequence[JobStatus] | None = None
+    node: str | None = None
+    worker: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    completed_after: datetime | None = None
+    completed_before: datetime | None = None
+
+
+class JobRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def flush(self) -> None:
+        await self._session.flush()
+
+    async def insert_new(self, rows: Sequence[dict[str, Any]]) -> list[Job]:
+        """Insert jobs that do not exist yet (unique on recipe and node); return only those."""
+        if not rows:
+            return []
+        stmt = (
+            pg_insert(Job)
+            .values(list(rows))
+            .on_conflict_do_nothing(index_elements=["recipe_id", "node"])
+            .returning(Job)
+        )
+        return list(await self._session.scalars(stmt))
+
+    async def ids_by_recipe_node(self, recipe_ids: Sequence[int]) -> dict[tuple[int, str], int]:
+        rows = await self._session.execute(
+            select(Job.recipe_id, Job.node, Job.id).where(Job.recipe_id.in_(recipe_ids))
+        )
+        return {(r, n): i for r, n, i in rows}
+
+    async def add_dependencies(self, pairs: Sequence[tuple[int, int]]) -> None:
+        if pairs:
+            await self._session.execute(
+                pg_insert(JobDependency)
+                .values([{"job_id": j, "depends_on_id": d} for j, d in pairs])
+                .on_conflict_do_nothing()
+            )
+
+    async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self._session.execute(pg_insert(JobEvent).values(list(rows)))
+
+    async def get(self, job_id: int, *, for_update: bool = False) -> Job | None:
+        stmt = select(Job).where(Job.id == job_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return await self._session.scalar(stmt)
+
+    async def lock(self, ids: Sequence[int]) -> list[Job]:
+        """Lock jobs in id order (a fixed order, so two transactions never deadlock)."""
+        if not ids:
+            return []
+        rows = await self._session.scalars(
+            select(Job).where(Job.id.in_(ids)).order_by(Job.id).with_for_update()
+        )
+        return list(rows)
+
+    async def get_many(self, ids: Sequence[int]) -> list[Job | None]:
+        rows = await self._session.scalars(select(Job).where(Job.id.in_(ids)))
+        by_id = {row.id: row for row in rows}
+        return [by_id.get(i) for i in ids]
+
+    async def dependent_ids(self, job_ids: Sequence[int]) -> list[int]:
+        rows = await self._session.scalars(
+            select(JobDependency.job_id).where(JobDependency.depends_on_id.in_(job_ids))
+        )
+        return sorted(set(rows))
+
+    async def unfinished_dependency_counts(self, job_ids: Sequence[int]) -> dict[int, int]:
+        """For each job, how many of its dependencies are not COMPLETED."""
+        rows = await self._session.execute(
+            select(JobDependency.job_id, func.count())
+            .join(Job, Job.id == JobDependency.depends_on_id)
+            .where(JobDependency.job_id.in_(job_ids), Job.status != JobStatus.COMPLETED)
+            .group_by(JobDependency.job_id)
+        )
+        found = {job_id: 0 for job_id in job_ids}
+        found.update({j: int(n) for j, n in rows})
+        return found
+
+    async def related(self, job_ids: Sequence[int], *, dependents: bool) -> list[list[int]]:
+        """Per job: the ids of its dependencies (or its dependents), in key order."""
+        mine, theirs = (
+            (JobDependency.depends_on_id, JobDependency.job_id)
+            if dependents
+            else (JobDependency.job_id, JobDependency.depends_on_id)
+        )
+        rows = await self._session.execute(
+            select(mine, theirs).where(mine.in_(job_ids)).order_by(theirs)
+        )
+        grouped: dict[int, list[int]] = {i: [] for i in job_ids}
+        for me, other in rows:
+            grouped[me].append(other)
+        return [grouped[i] for i in job_ids]
+
+    async def active_ids_in_batch(self, batch_id: int) -> list[int]:
+        rows = await self._session.scalars(
+            select(Job.id)
+            .where(
+                Job.batch_id == batch_id,
+                Job.status.in_(
+                    [JobStatus.PENDING, JobStatus.BLOCKED, JobStatus.QUEUED, JobStatus.RUNNING]
+                ),
+            )
+            .order_by(Job.id)
+        )
+        return list(rows)
+
+    async def statuses_by_recipe(self, batch_id: int) -> dict[int, dict[str, JobStatus]]:
+        rows = await self._session.execute(
+            select(Job.recipe_id, Job.node, Job.status).where(Job.batch_id == batch_id)
+        )
+        found: dict[int, dict[str, JobStatus]] = {}
+        for recipe_id, node, status in rows:
+            found.setdefault(recipe_id, {})[node] = status
+        return found
+
+    def _listing(self, flt: JobFilter) -> Select[Job]:
+        stmt = select(Job)
+        if flt.public_only:
+            stmt = stmt.join(Workspace, Workspace.id == Job.workspace_id).where(
+                Workspace.public.is_(True)
+            )
+        if flt.batch_id is not None:
+            stmt = stmt.where(Job.batch_id == flt.batch_id)
+        if flt.recipe_id is not None:
+            stmt = stmt.where(Job.recipe_id == flt.recipe_id)
+        if flt.statuses:
+            stmt = stmt.where(Job.status.in_(list(flt.statuses)))
+        if flt.node is not None:
+            stmt = stmt.where(Job.node == flt.node)
+        if flt.worker is not None:
+            stmt = stmt.where(Job.worker == flt.worker)
+        for column, low, high in (
+            (Job.created_at, flt.created_after, flt.created_before),
+            (Job.completed_at, flt.completed_after, flt.completed_before),
+        ):
+            if low is not None:
+                stmt = stmt.where(column >= low)
+            if high is not None:
+                stmt = stmt.where(column < high)
+        return stmt
+
+    async def page(self, flt: JobFilter, *, after: SortKey | None, first: int) -> Page[Job]:
+        return await keyset_page(
+            self._session, self._listing(flt), key=[Job.id], after=after, first=first
+        )
+
+    async def count(self, flt: JobFilter) -> int:
+        return await count(self._session, self._listing(flt))
+
+    async def events_page(
+        self, job_id: int, *, after: SortKey | None, first: int
+    ) -> Page[JobEvent]:
+        stmt = select(JobEvent).where(JobEvent.job_id == job_id)
+        return await keyset_page(self._session, stmt, key=[JobEvent.id], after=after, first=first)
+
+    async def events_for_jobs(
+        self, job_ids: Sequence[int], *, per_job: int
+    ) -> list[list[JobEvent]]:
+        """The first ``per_job`` events of each job, in one statement (for DataLoaders)."""
+        ranked = (
+            select(
+                JobEvent,
+                func.row_number()
+                .over(partition_by=JobEvent.job_id, order_by=JobEvent.id)
+                .label("n"),
+            )
+            .where(JobEvent.job_id.in_(job_ids))
+            .subquery()
+        )
+        event = aliased(JobEvent, ranked)
+        rows = await self._session.scalars(
+            select(event).where(ranked.c.n <= per_job).order_by(event.job_id, event.id)
+        )
+        grouped: dict[int, list[JobEvent]] = {i: [] for i in job_ids}
+        for row in rows:
+            grouped[row.job_id].append(row)
+        return [grouped[i] for i in job_ids]
