@@ -6,10 +6,15 @@ import asyncio
 import os
 import weakref
 
+import dramatiq
+
 from db.session import Database, connect
 from db.uow import UnitOfWork
+from domain.ports import Dispatcher
+from jobs.dispatch import DramatiqDispatcher
 
 _url: str | None = None
+_dispatcher: Dispatcher | None = None
 _databases: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Database] = (
     weakref.WeakKeyDictionary()
 )
@@ -31,6 +36,20 @@ def database() -> Database:
         found = connect(url, pool_size=5, max_overflow=5)
         _databases[loop] = found
     return found
+
+
+def dispatcher() -> Dispatcher:
+    """Sends follow-up messages through the broker this worker consumes from."""
+    global _dispatcher
+    if _dispatcher is None:
+        _dispatcher = DramatiqDispatcher(dramatiq.get_broker())
+    return _dispatcher
+
+
+def use_dispatcher(found: Dispatcher | None) -> None:
+    """Tests (and embedders) choose where follow-up messages go."""
+    global _dispatcher
+    _dispatcher = found
 
 
 def unit_of_work() -> UnitOfWork:

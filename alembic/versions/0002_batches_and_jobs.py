@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("is_superseded", sa.Boolean(), nullable=False),
         sa.Column("superseded_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("is_creation_done", sa.Boolean(), nullable=False),
+        sa.Column("canceled_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("creation_cursor", sa.Integer(), nullable=False),
         sa.Column("recipes_estimated", sa.Integer(), nullable=False),
         sa.Column("recipes_total", sa.Integer(), nullable=False),
@@ -186,6 +187,7 @@ def upgrade() -> None:
         sa.Column("error_code", sa.String(length=100), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("error_category", sa.String(length=50), nullable=True),
+        sa.Column("canceled_by_dependency", sa.Boolean(), nullable=False),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),

@@ -56,6 +56,7 @@ class Batch(Base):
     is_superseded: Mapped[bool] = mapped_column(default=False)
     superseded_at: Mapped[datetime | None]
     is_creation_done: Mapped[bool] = mapped_column(default=False)
+    canceled_at: Mapped[datetime | None]
     # Recipes are created in chunks: positions below the cursor exist.
     creation_cursor: Mapped[int] = mapped_column(default=0)
     recipes_estimated: Mapped[int] = mapped_column(default=0)

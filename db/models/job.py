@@ -55,6 +55,9 @@ class Job(Base):
     error_code: Mapped[str | None] = mapped_column(String(100))
     error_message: Mapped[str | None] = mapped_column(Text)
     error_category: Mapped[str | None] = mapped_column(String(50))
+    # Canceled because a dependency failed or was canceled: a retry of that
+    # dependency revives this job.
+    canceled_by_dependency: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     queued_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]

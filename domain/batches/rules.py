@@ -80,9 +80,14 @@ class IssueName(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Issue:
+    """A validation error or warning. For parameters: which input item and node, and
+    ``path`` is the JSON path inside that node's parameters."""
+
     name: IssueName
     description: str
     path: str | None = None
+    node: str | None = None
+    input_index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,11 +7,12 @@ from typing import Any
 
 import dramatiq
 
-from jobs.actors import tasktypes
+from jobs.actors import batches, tasktypes
 from jobs.broker import DEFAULT_QUEUE
 
 ACTORS: dict[str, Callable[..., Awaitable[None]]] = {
     "tasktypes.check_in": tasktypes.check_in,
+    "batches.create_chunk": batches.create_chunk,
 }
 
 # Domain refusals are not retried (actors return quietly on them); what is left

@@ -1,0 +1,601 @@
+"""Batch use cases (Scale): validate, create (then recipes and jobs in chunks), edit,
+cancel, re-process a chain."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol
+
+from jsonschema import FormatChecker
+from jsonschema.validators import validator_for
+
+from db.enums import CachePolicy, JobStatus, RerunMode
+from db.models import Batch, BatchNode, TaskType
+from db.repositories.batch import BatchRepository
+from db.repositories.job import JobRepository
+from db.repositories.task_type import TaskTypeRepository
+from db.repositories.workspace import WorkspaceRepository
+from db.uow import UnitOfWork
+from domain import jsonpath
+from domain.auth.rules import Actor, require_writer
+from domain.batches import rules
+from domain.batches.rules import (
+    CHUNK_SIZE,
+    JSON,
+    Issue,
+    IssueName,
+    NodeDiff,
+    NodeSpec,
+    PinnedNode,
+)
+from domain.errors import (
+    DomainError,
+    ErrorCode,
+    InvalidTransitionError,
+    NotFoundError,
+    ValidationFailedError,
+    Violation,
+)
+from domain.jobs import service as jobs
+from domain.ports import Dispatcher
+from domain.workspaces.service import can_read, get_readable
+
+CREATE_CHUNK = "batches.create_chunk"
+MAX_TITLE = 200
+MAX_DESCRIPTION = 10_000
+MAX_PARAMETER_ISSUES = 100
+
+
+class Repositories(Protocol):
+    workspaces: WorkspaceRepository
+    task_types: TaskTypeRepository
+    batches: BatchRepository
+    jobs: JobRepository
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousBatch:
+    root_batch_id: int
+    rerun: RerunMode = RerunMode.ALL
+    nodes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSpec:
+    workspace: str
+    title: str
+    description: str = ""
+    definition: JSON | None = None
+    previous: PreviousBatch | None = None
+    priority: int = 0
+    cache_policy: CachePolicy | None = None
+    max_parallel_jobs: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRecipe:
+    position: int
+    item: JSON
+    nodes: tuple[str, ...]
+    previous_recipe_id: int | None = None
+
+
+@dataclass
+class Validation:
+    """What validation found. Expected outcomes are data: errors and warnings."""
+
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+    nodes: list[PinnedNode] = field(default_factory=list)
+    estimated_recipes: int = 0
+    previous_batch: Batch | None = None
+    diff: list[NodeDiff] = field(default_factory=list)
+    plan: list[PlannedRecipe] = field(default_factory=list)
+    workspace_id: int | None = None
+    task_types: dict[str, TaskType] = field(default_factory=dict)
+    parameter_schemas: dict[str, JSON] = field(default_factory=dict)
+
+    @property
+    def is_valid(self) -> bool:
+        return not self.errors
+
+    def jobs_by_node(self) -> dict[str, int]:
+        counts = Counter(node for recipe in self.plan for node in recipe.nodes)
+        return {n.name: counts.get(n.name, 0) for n in self.nodes}
+
+
+class InvalidBatchError(DomainError):
+    """createBatch refused: the validation (errors and warnings) says why."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.VALIDATION_FAILED
+
+    def __init__(self, validation: Validation) -> None:
+        super().__init__(f"The batch is not valid ({len(validation.errors)} errors)")
+        self.validation = validation
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    batch: Batch | None  # None for a dry run
+    validation: Validation
+
+
+async def validate_batch(
+    repos: Repositories, *, spec: BatchSpec, actor: Actor | None, lock: bool = False
+) -> Validation:
+    """Everything createBatch checks, without writing. ``lock`` (creation only) locks the
+    chain's latest batch so that two re-processings of one chain serialise."""
+    found = Validation()
+    workspace = await get_readable(repos.workspaces, name=spec.workspace, actor=actor)
+    found.workspace_id = workspace.id
+    found.errors += _configuration_issues(spec)
+    definition = rules.Definition()
+    if spec.definition is not None:
+        definition = rules.parse_definition(spec.definition)
+        found.errors += definition.issues
+        if definition.issues:
+            return found
+    if spec.previous is None:
+        await _validate_new(repos, found, definition, workspace.id)
+    else:
+        await _validate_reprocessing(repos, found, definition, spec.previous, workspace.id, lock)
+    if found.is_valid and not found.plan:
+        found.errors.append(Issue(IssueName.NO_RECIPES, "the batch would create no recipes"))
+    return found
+
+
+def _configuration_issues(spec: BatchSpec) -> list[Issue]:
+    bad = IssueName.INVALID_BATCH_CONFIGURATION
+    issues = []
+    if not spec.title.strip() or len(spec.title) > MAX_TITLE:
+        issues.append(Issue(bad, f"title must be 1–{MAX_TITLE} characters", "$.title"))
+    if len(spec.description) > MAX_DESCRIPTION:
+        issues.append(Issue(bad, f"at most {MAX_DESCRIPTION} characters", "$.description"))
+    if not -1000 <= spec.priority <= 1000:
+        issues.append(Issue(bad, "priority must be between -1000 and 1000", "$.priority"))
+    if spec.max_parallel_jobs is not None and spec.max_parallel_jobs < 1:
+        issues.append(Issue(bad, "maxParallelJobs must be at least 1", "$.maxParallelJobs"))
+    rerun_nodes = spec.previous is not None and spec.previous.rerun is RerunMode.NODES
+    if rerun_nodes and spec.previous is not None and not spec.previous.nodes:
+        issues.append(Issue(bad, "rerun NODES needs the nodes to run", "$.previousBatch.nodes"))
+    return issues
+
+
+async def _validate_new(
+    repos: Repositories, found: Validation, definition: rules.Definition, workspace_id: int
+) -> None:
+    if not definition.nodes or definition.inputs is None:
+        found.errors.append(
+            Issue(
+                IssueName.INVALID_BATCH_DEFINITION,
+                "a new batch needs a definition with a recipe and inputs"
+                " (or previousBatch, to re-process a chain)",
+                "$",
+            )
+        )
+        return
+    await _pin(repos, found, definition.nodes, workspace_id)
+    if not found.is_valid:
+        return
+    found.plan = [
+        PlannedRecipe(position=i, item=item, nodes=tuple(n.name for n in found.nodes))
+        for i, item in enumerate(definition.inputs)
+    ]
+    found.estimated_recipes = len(found.plan)
+    _check_parameters(found)
+
+
+async def _validate_reprocessing(
+    repos: Repositories,
+    found: Validation,
+    definition: rules.Definition,
+    previous_spec: PreviousBatch,
+    workspace_id: int,
+    lock: bool,
+) -> None:
+    if definition.inputs is not None:
+        found.errors.append(
+            Issue(
+                IssueName.INVALID_BATCH_DEFINITION,
+                "re-processing takes its inputs from the previous batch",
+                "$.inputs",
+            )
+        )
+        return
+    root = await repos.batches.get(previous_spec.root_batch_id)
+    if root is None or root.root_batch_id != root.id or root.workspace_id != workspace_id:
+        found.errors.append(
+            Issue(
+                IssueName.PREV_BATCH_NOT_FOUND,
+                f"no chain has root batch {previous_spec.root_batch_id} in this workspace",
+                "$.previousBatch.rootBatchId",
+            )
+        )
+        return
+    previous = await repos.batches.latest_in_chain(root.id, for_update=lock)
+    if previous is None:  # pragma: no cover - a chain always has its latest batch
+        raise NotFoundError(f"chain {root.id} has no current batch")
+    found.previous_batch = previous
+    if not previous.is_creation_done:
+        found.errors.append(
+            Issue(
+                IssueName.PREV_BATCH_STILL_CREATING,
+                f"batch {previous.id} is still creating its recipes and jobs",
+            )
+        )
+        return
+    before = [PinnedNode.from_json(n) for n in previous.recipe["nodes"]]
+    specs = definition.nodes or [
+        NodeSpec(n.name, n.task_type, n.depends_on, n.parameters) for n in before
+    ]
+    await _pin(repos, found, specs, workspace_id)
+    if not found.is_valid:
+        return
+    found.diff = rules.diff_recipes(before, found.nodes)
+    for problem in rules.mismatched(found.diff, before):
+        found.errors.append(Issue(IssueName.MISMATCHED_RECIPE, problem, "$.recipe"))
+    unknown = set(previous_spec.nodes) - {n.name for n in found.nodes}
+    if unknown:
+        found.warnings.append(
+            Issue(
+                IssueName.NODES_NOT_IN_RECIPE,
+                "not in the recipe: " + ", ".join(sorted(unknown)),
+                "$.previousBatch.nodes",
+            )
+        )
+    if not found.is_valid:
+        return
+    always = {d.node for d in found.diff if d.status.value in ("NEW", "CHANGED")}
+    statuses = await repos.jobs.statuses_by_recipe(previous.id)
+    recipes = await _all_recipes(repos.batches, previous.id)
+    found.estimated_recipes = previous.recipes_total
+    position = 0
+    for recipe in recipes:
+        before_statuses = statuses.get(recipe.id, {})
+        if previous_spec.rerun is RerunMode.FAILED and not (
+            {JobStatus.FAILED, JobStatus.CANCELED} & set(before_statuses.values())
+        ):
+            continue
+        run = rules.nodes_to_run(
+            found.nodes,
+            mode=previous_spec.rerun,
+            forced=previous_spec.nodes,
+            always=always,
+            previous_statuses={k: v.value for k, v in before_statuses.items()},
+        )
+        if run:
+            ordered = tuple(n.name for n in found.nodes if n.name in run)
+            found.plan.append(PlannedRecipe(position, recipe.item, ordered, recipe.id))
+            position += 1
+    _check_parameters(found)
+
+
+async def _all_recipes(batches: BatchRepository, batch_id: int) -> list[Any]:
+    found: list[Any] = []
+    after = None
+    while True:
+        page = await batches.recipes_page(batch_id, after=after, first=10_000)
+        found += page.items
+        if not page.has_next:
+            return found
+        after = page.keys[-1]
+
+
+async def _pin(
+    repos: Repositories, found: Validation, specs: list[NodeSpec], workspace_id: int
+) -> None:
+    """Resolve each node's task type (by name, in the workspace) and pin its revision."""
+    for i, spec in enumerate(specs):
+        path = f"$.recipe.nodes[{i}].taskType"
+        task_type = await repos.task_types.get_by_name(workspace_id, spec.task_type)
+        if task_type is None:
+            found.errors.append(
+                Issue(IssueName.UNKNOWN_TASK_TYPE, f"no task type {spec.task_type!r}", path)
+            )
+            continue
+        number = spec.revision or task_type.latest_revision
+        revision = await repos.task_types.get_revision(task_type.id, number)
+        if revision is None:
+            found.errors.append(
+                Issue(
+                    IssueName.UNKNOWN_TASK_TYPE,
+                    f"task type {spec.task_type!r} has no revision {number}",
+                    f"$.recipe.nodes[{i}].revision",
+                )
+            )
+            continue
+        if not task_type.available:
+            found.warnings.append(
+                Issue(
+                    IssueName.TASK_TYPE_UNAVAILABLE,
+                    f"task type {spec.task_type!r} is not available; its jobs will wait",
+                    path,
+                )
+            )
+        found.task_types[spec.name] = task_type
+        found.nodes.append(
+            PinnedNode(
+                name=spec.name,
+                task_type=task_type.name,
+                task_type_id=task_type.id,
+                revision=revision.revision,
+                revision_id=revision.id,
+                depends_on=spec.depends_on,
+                parameters=spec.parameters,
+            )
+        )
+        found.parameter_schemas[spec.name] = revision.parameters_schema
+
+
+def _check_parameters(found: Validation) -> None:
+    """Each input item's parameters, per node, against the pinned revision's schema.
+
+    Validators are built once per node; reporting stops after MAX_PARAMETER_ISSUES.
+    """
+    by_name = {n.name: n for n in found.nodes}
+    validators = {
+        name: validator_for(schema)(schema, format_checker=FormatChecker())
+        for name, schema in found.parameter_schemas.items()
+    }
+    issues: list[Issue] = []
+    more = 0
+    for index, recipe in enumerate(found.plan):
+        for name in recipe.nodes:
+            params, missing = rules.render_parameters(by_name[name].parameters, recipe.item)
+            problems = [(f"$: no value for {{{{{m}}}}} in the input item", "$") for m in missing]
+            if not isinstance(params, dict):
+                problems.append(("parameters must be a JSON object", "$"))
+            else:
+                problems += [
+                    (e.message, jsonpath.join("$", e.absolute_path))
+                    for e in validators[name].iter_errors(params)
+                ]
+            for message, path in problems:
+                if len(issues) < MAX_PARAMETER_ISSUES:
+                    issues.append(Issue(IssueName.PARAMETERS_INVALID, message, path, name, index))
+                else:
+                    more += 1
+    found.errors += issues
+    if more:
+        found.errors.append(
+            Issue(IssueName.PARAMETERS_INVALID, f"… and {more} more parameter problems")
+        )
+
+
+async def create_batch(
+    uow: UnitOfWork,
+    *,
+    spec: BatchSpec,
+    actor: Actor | None,
+    dispatcher: Dispatcher,
+    dry_run: bool = False,
+) -> Created:
+    """Validate, supersede the chain's latest batch (re-processing), and store the batch,
+    its nodes and its input items in this transaction; recipes and jobs follow in the
+    background, in chunks. A dry run returns the exact plan and writes nothing."""
+    who = require_writer(actor)
+    validation = await validate_batch(uow, spec=spec, actor=actor, lock=not dry_run)
+    if not validation.is_valid:
+        raise InvalidBatchError(validation)
+    if dry_run:
+        return Created(batch=None, validation=validation)
+    assert validation.workspace_id is not None
+    previous = validation.previous_batch
+    batch = Batch(
+        workspace_id=validation.workspace_id,
+        title=spec.title.strip(),
+        description=spec.description,
+        recipe={"nodes": [n.to_json() for n in validation.nodes]},
+        priority=spec.priority,
+        cache_policy=spec.cache_policy,
+        max_parallel_jobs=spec.max_parallel_jobs,
+        recipes_estimated=validation.estimated_recipes,
+        created_by=who.owner,
+    )
+    uow.batches.add(batch)
+    await uow.batches.flush()
+    if previous is None:
+        batch.root_batch_id = batch.id
+    else:
+        previous.is_superseded = True
+        previous.superseded_at = datetime.now(UTC)
+        batch.root_batch_id = previous.root_batch_id
+        batch.superseded_batch_id = previous.id
+    for position, node in enumerate(validation.nodes):
+        uow.batches.add(
+            BatchNode(
+                batch_id=batch.id,
+                node=node.name,
+                task_type_revision_id=node.revision_id,
+                position=position,
+            )
+        )
+    await uow.batches.flush()
+    await uow.batches.add_items(
+        [
+            {
+                "batch_id": batch.id,
+                "position": r.position,
+                "value": r.item,
+                "previous_recipe_id": r.previous_recipe_id,
+                "nodes": list(r.nodes),
+            }
+            for r in validation.plan
+        ]
+    )
+    batch_id = batch.id
+    uow.after_commit(lambda: dispatcher.send(CREATE_CHUNK, batch_id, 0))
+    return Created(batch=batch, validation=validation)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkOutcome:
+    created_recipes: int
+    created_jobs: int
+    next_cursor: int | None  # None: creation is done (or nothing was to be done)
+
+
+async def create_chunk(
+    uow: UnitOfWork, *, batch_id: int, cursor: int, dispatcher: Dispatcher
+) -> ChunkOutcome:
+    """Create the recipes and jobs for input items ``cursor … cursor+CHUNK_SIZE-1``.
+
+    Idempotent: the batch row is locked and its cursor moves in the same
+    transaction, so a redelivered message (its cursor behind the batch's) does
+    nothing, and a crash midway rolls the whole chunk back; the unique keys on
+    recipes and jobs are a second guard.
+    """
+    batch = await uow.batches.get(batch_id, for_update=True)
+    if batch is None or batch.is_creation_done or batch.creation_cursor != cursor:
+        return ChunkOutcome(0, 0, None)
+    items = (
+        []
+        if batch.canceled_at
+        else await uow.batches.items(batch_id, start=cursor, limit=CHUNK_SIZE)
+    )
+    nodes = {n.name: n for n in (PinnedNode.from_json(r) for r in batch.recipe["nodes"])}
+    revisions = await uow.task_types.get_revisions_by_id([n.revision_id for n in nodes.values()])
+    max_attempts = {r.id: r.max_attempts for r in revisions if r is not None}
+    recipes = await uow.batches.insert_recipes(
+        [
+            {
+                "batch_id": batch_id,
+                "position": item.position,
+                "item": item.value,
+                "previous_recipe_id": item.previous_recipe_id,
+                "job_count": len(item.nodes or nodes),
+            }
+            for item in items
+        ]
+    )
+    run_sets = {item.position: list(item.nodes or nodes) for item in items}
+    rows = []
+    for recipe in recipes:
+        run = run_sets[recipe.position]
+        for name in run:
+            node = nodes[name]
+            params, _ = rules.render_parameters(node.parameters, recipe.item)
+            waits = any(dep in run for dep in node.depends_on)
+            rows.append(
+                {
+                    "workspace_id": batch.workspace_id,
+                    "batch_id": batch_id,
+                    "recipe_id": recipe.id,
+                    "node": name,
+                    "task_type_revision_id": node.revision_id,
+                    "parameters": params,
+                    "status": JobStatus.BLOCKED if waits else JobStatus.PENDING,
+                    "priority": batch.priority,
+                    "max_attempts": max_attempts.get(node.revision_id, 1),
+                }
+            )
+    created = await uow.jobs.insert_new(rows)
+    if created:
+        ids = await uow.jobs.ids_by_recipe_node([r.id for r in recipes])
+        by_position = {r.id: r.position for r in recipes}
+        pairs = [
+            (job.id, ids[(job.recipe_id, dep)])
+            for job in created
+            for dep in nodes[job.node].depends_on
+            if dep in run_sets[by_position[job.recipe_id]]
+        ]
+        await uow.jobs.add_dependencies(pairs)
+        await uow.jobs.add_events(
+            [
+                {
+                    "job_id": job.id,
+                    "batch_id": batch_id,
+                    "from_status": None,
+                    "to_status": job.status,
+                    "attempt": job.attempt,
+                    "reason": "created",
+                }
+                for job in created
+            ]
+        )
+        per_node: dict[str, Counter[JobStatus]] = {}
+        for job in created:
+            per_node.setdefault(job.node, Counter())[job.status] += 1
+        for name, counts in per_node.items():
+            await uow.batches.add_counts(batch_id, name, dict(counts))
+    done = len(items) < CHUNK_SIZE
+    if items:
+        batch.creation_cursor = items[-1].position + 1
+        batch.recipes_total = items[-1].position + 1
+    batch.is_creation_done = done
+    batch.last_modified_at = datetime.now(UTC)
+    await uow.batches.flush()
+    next_cursor = None if done else batch.creation_cursor
+    if next_cursor is not None:
+        uow.after_commit(lambda: dispatcher.send(CREATE_CHUNK, batch_id, next_cursor))
+    return ChunkOutcome(len(items), len(created), next_cursor)
+
+
+async def get_visible(
+    repos: Repositories, batch_id: int, actor: Actor | None, *, lock: bool = False
+) -> Batch:
+    batch = await repos.batches.get(batch_id, for_update=lock)
+    if batch is not None:
+        [workspace] = await repos.workspaces.get_many([batch.workspace_id])
+        if workspace is not None and can_read(workspace, actor):
+            return batch
+    raise NotFoundError(f"No batch with id {batch_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEdit:
+    """Only these change after creation; the definition and the chain never do."""
+
+    title: str | None = None
+    description: str | None = None
+    priority: int | None = None
+    max_parallel_jobs: int | None = None
+
+
+async def edit_batch(
+    uow: UnitOfWork, *, batch_id: int, edit: BatchEdit, actor: Actor | None
+) -> Batch:
+    require_writer(actor)
+    batch = await get_visible(uow, batch_id, actor, lock=True)
+    merged = BatchSpec(
+        workspace="-",
+        title=batch.title if edit.title is None else edit.title,
+        description=batch.description if edit.description is None else edit.description,
+        priority=batch.priority if edit.priority is None else edit.priority,
+        max_parallel_jobs=(
+            batch.max_parallel_jobs if edit.max_parallel_jobs is None else edit.max_parallel_jobs
+        ),
+    )
+    issues = _configuration_issues(merged)
+    if issues:
+        raise ValidationFailedError(
+            "Invalid batch edit", [Violation(i.path or "$", i.description) for i in issues]
+        )
+    batch.title = merged.title.strip()
+    batch.description = merged.description
+    batch.priority = merged.priority
+    batch.max_parallel_jobs = merged.max_parallel_jobs
+    batch.last_modified_at = datetime.now(UTC)
+    await uow.batches.flush()
+    return batch
+
+
+async def cancel_batch(
+    uow: UnitOfWork, *, batch_id: int, reason: str | None, actor: Actor | None
+) -> tuple[Batch, int]:
+    """Cancel every unfinished job (and stop creating more). Returns the batch and how
+    many jobs were canceled."""
+    who = require_writer(actor)
+    batch = await get_visible(uow, batch_id, actor, lock=True)
+    if batch.canceled_at is not None:
+        raise InvalidTransitionError(f"Batch {batch_id} is already canceled")
+    batch.canceled_at = datetime.now(UTC)
+    batch.last_modified_at = batch.canceled_at
+    why = reason or f"batch canceled by {who.owner}"
+    canceled = await jobs.cancel_active(
+        uow, await uow.jobs.active_ids_in_batch(batch_id), reason=why
+    )
+    await uow.batches.flush()
+    return batch, canceled

@@ -1,0 +1,187 @@
+"""Job use cases. The transition service is the only code that assigns ``job.status``.
+
+Every transition, in the same transaction: the job's fields, the batch node's
+counters (atomic increments), durations and recipe completion, one job event,
+and the consequences for the job's dependents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from db.enums import JobStatus
+from db.models import Job
+from db.uow import UnitOfWork
+from domain.auth.rules import Actor, require_writer
+from domain.errors import NotFoundError
+from domain.jobs.rules import ACTIVE, FINAL, Initiator, check_transition, seconds_between
+from domain.workspaces.service import can_read
+
+
+async def transition(
+    uow: UnitOfWork,
+    job: Job,
+    target: JobStatus,
+    *,
+    initiator: Initiator,
+    reason: str | None = None,
+    worker: str | None = None,
+) -> None:
+    """Move one (locked) job to ``target`` and record it; then settle its dependents."""
+    await _move(uow, job, target, initiator=initiator, reason=reason, worker=worker)
+    if target is JobStatus.COMPLETED:
+        await _unblock_dependents(uow, [job.id])
+    elif target in (JobStatus.FAILED, JobStatus.CANCELED):
+        await _cancel_dependents(uow, [job], why=f"dependency {job.node} {target.lower()}")
+
+
+async def _move(
+    uow: UnitOfWork,
+    job: Job,
+    target: JobStatus,
+    *,
+    initiator: Initiator,
+    reason: str | None,
+    worker: str | None = None,
+    by_dependency: bool = False,
+) -> None:
+    rule = check_transition(job.status, target, initiator)
+    previous = job.status
+    now = datetime.now(UTC)
+    if rule.new_attempt:
+        job.attempt += 1
+        job.worker = None
+        job.started_at = None
+        job.completed_at = None
+        job.result = None
+        job.error_code = job.error_message = job.error_category = None
+    job.status = target
+    job.canceled_by_dependency = by_dependency
+    job.last_modified_at = now
+    if target is JobStatus.QUEUED:
+        job.queued_at = now
+    elif target is JobStatus.RUNNING:
+        job.started_at = now
+        job.worker = worker
+    elif target in FINAL:
+        job.completed_at = now
+    await uow.jobs.flush()
+    await uow.batches.add_counts(job.batch_id, job.node, {previous: -1, target: +1})
+    if target is JobStatus.COMPLETED:
+        await uow.batches.record_durations(
+            job.batch_id,
+            job.node,
+            run=seconds_between(job.started_at, job.completed_at),
+            job=seconds_between(job.created_at, job.completed_at),
+        )
+        if await uow.batches.complete_one_job(job.recipe_id):
+            await uow.batches.bump(job.batch_id, recipes_completed=1)
+    await uow.jobs.add_events(
+        [
+            {
+                "job_id": job.id,
+                "batch_id": job.batch_id,
+                "from_status": previous,
+                "to_status": target,
+                "attempt": job.attempt,
+                "worker": worker or job.worker,
+                "reason": reason or rule.why,
+            }
+        ]
+    )
+
+
+async def _unblock_dependents(uow: UnitOfWork, job_ids: Sequence[int]) -> None:
+    """BLOCKED → PENDING for dependents whose every dependency has completed."""
+    dependents = await uow.jobs.lock(await uow.jobs.dependent_ids(job_ids))
+    blocked = [j for j in dependents if j.status is JobStatus.BLOCKED]
+    if not blocked:
+        return
+    unfinished = await uow.jobs.unfinished_dependency_counts([j.id for j in blocked])
+    for job in blocked:
+        if unfinished[job.id] == 0:
+            await _move(uow, job, JobStatus.PENDING, initiator=Initiator.SYSTEM, reason=None)
+
+
+async def _cancel_dependents(uow: UnitOfWork, jobs: Sequence[Job], *, why: str) -> None:
+    """Cancel, transitively, every unfinished job downstream of a failed or canceled one."""
+    frontier = [j.id for j in jobs]
+    while frontier:
+        dependents = await uow.jobs.lock(await uow.jobs.dependent_ids(frontier))
+        frontier = []
+        for job in dependents:
+            if job.status in ACTIVE:
+                await _move(
+                    uow,
+                    job,
+                    JobStatus.CANCELED,
+                    initiator=Initiator.SYSTEM,
+                    reason=why,
+                    by_dependency=True,
+                )
+                frontier.append(job.id)
+
+
+async def _revive_dependents(uow: UnitOfWork, job_ids: Sequence[int]) -> None:
+    """After a retry: jobs canceled only because of it wait (BLOCKED) for it again."""
+    frontier = list(job_ids)
+    while frontier:
+        dependents = await uow.jobs.lock(await uow.jobs.dependent_ids(frontier))
+        frontier = []
+        for job in dependents:
+            if job.status is JobStatus.CANCELED and job.canceled_by_dependency:
+                await _move(
+                    uow,
+                    job,
+                    JobStatus.BLOCKED,
+                    initiator=Initiator.SYSTEM,
+                    reason="revived: its dependency was retried",
+                )
+                frontier.append(job.id)
+
+
+async def get_visible(uow: UnitOfWork, job_id: int, actor: Actor | None, *, lock: bool) -> Job:
+    job = await uow.jobs.get(job_id, for_update=lock)
+    if job is not None:
+        [workspace] = await uow.workspaces.get_many([job.workspace_id])
+        if workspace is not None and can_read(workspace, actor):
+            return job
+    raise NotFoundError(f"No job with id {job_id}")
+
+
+async def cancel_job(
+    uow: UnitOfWork, *, job_id: int, reason: str | None, actor: Actor | None
+) -> Job:
+    """Cancel one unfinished job (and, with it, what depends on it)."""
+    who = require_writer(actor)
+    job = await get_visible(uow, job_id, actor, lock=True)
+    await transition(
+        uow,
+        job,
+        JobStatus.CANCELED,
+        initiator=Initiator.USER,
+        reason=reason or f"canceled by {who.owner}",
+    )
+    return job
+
+
+async def retry_job(uow: UnitOfWork, *, job_id: int, actor: Actor | None) -> Job:
+    """Re-open a FAILED or CANCELED job as a new attempt (BLOCKED if it must wait)."""
+    who = require_writer(actor)
+    job = await get_visible(uow, job_id, actor, lock=True)
+    unfinished = await uow.jobs.unfinished_dependency_counts([job.id])
+    target = JobStatus.BLOCKED if unfinished[job.id] else JobStatus.PENDING
+    await _move(uow, job, target, initiator=Initiator.USER, reason=f"retried by {who.owner}")
+    await _revive_dependents(uow, [job.id])
+    return job
+
+
+async def cancel_active(uow: UnitOfWork, job_ids: Sequence[int], *, reason: str) -> int:
+    """Cancel these jobs where still unfinished (locked in id order). Returns how many."""
+    canceled = 0
+    for job in await uow.jobs.lock(job_ids):
+        if job.status in ACTIVE:
+            await _move(uow, job, JobStatus.CANCELED, initiator=Initiator.USER, reason=reason)
+            canceled += 1
+    return canceled
