@@ -83,3 +83,87 @@ async def make_task_type(
         )
         await uow.commit()
     return row
+
+
+class RecordingDispatcher:
+    """The domain's Dispatcher port, recording what would be sent (the real broker path
+    is tested in tests/jobs)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, tuple[object, ...]]] = []
+
+    async def send(self, actor_name: str, *args: object) -> None:
+        self.sent.append((actor_name, args))
+
+    async def ping(self) -> None:
+        return None
+
+
+RESIZE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["url", "width"],
+    "properties": {"url": {"type": "string"}, "width": {"type": "integer", "minimum": 1}},
+}
+
+
+def two_node_definition(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """resize (the item) → thumb (depends on resize)."""
+    return {
+        "recipe": {
+            "nodes": [
+                {"name": "resize", "taskType": "resize"},
+                {
+                    "name": "thumb",
+                    "taskType": "thumb",
+                    "dependsOn": ["resize"],
+                    "parameters": {"source": "{{item.url}}", "size": 64},
+                },
+            ]
+        },
+        "inputs": items,
+    }
+
+
+async def make_batch(
+    db: Database,
+    definition: dict[str, Any] | None = None,
+    *,
+    title: str = "b",
+    previous: Any = None,
+    finish_creation: bool = True,
+) -> Any:
+    """Create a batch through the domain and (by default) run its creation chunks."""
+    from domain.batches import service as batches
+
+    dispatcher = RecordingDispatcher()
+    async with UnitOfWork(db.write_session) as uow:
+        created = await batches.create_batch(
+            uow,
+            spec=batches.BatchSpec(
+                workspace="default", title=title, definition=definition, previous=previous
+            ),
+            actor=ADMIN,
+            dispatcher=dispatcher,
+        )
+        await uow.commit()
+    assert created.batch is not None
+    if finish_creation:
+        await run_creation(db, created.batch.id)
+    return created.batch
+
+
+async def run_creation(db: Database, batch_id: int, cursor: int = 0) -> int:
+    """Run create_chunk until creation is done, as the actor would. Returns chunks run."""
+    from domain.batches import service as batches
+
+    chunks = 0
+    next_cursor: int | None = cursor
+    while next_cursor is not None:
+        async with UnitOfWork(db.write_session) as uow:
+            outcome = await batches.create_chunk(
+                uow, batch_id=batch_id, cursor=next_cursor, dispatcher=RecordingDispatcher()
+            )
+            await uow.commit()
+        next_cursor = outcome.next_cursor
+        chunks += 1
+    return chunks
