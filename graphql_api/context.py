@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from db.repositories.batch import BatchRepository
+from db.repositories.job import JobRepository
 from db.repositories.task_type import TaskTypeRepository
 from db.repositories.token import TokenRepository
 from db.repositories.workspace import WorkspaceRepository
@@ -31,6 +33,8 @@ class Reads:
     workspaces: WorkspaceRepository
     tokens: TokenRepository
     task_types: TaskTypeRepository
+    batches: BatchRepository
+    jobs: JobRepository
 
 
 @dataclass
@@ -55,6 +59,8 @@ class Context:
                 workspaces=WorkspaceRepository(session),
                 tokens=TokenRepository(session),
                 task_types=TaskTypeRepository(session),
+                batches=BatchRepository(session),
+                jobs=JobRepository(session),
             )
 
     @cached_property

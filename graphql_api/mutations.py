@@ -26,16 +26,19 @@ async def mutate(
     payload: Any,
     work: Callable[[UnitOfWork], Awaitable[T]],
     success: Callable[[T], S],
+    refine: Callable[[DomainError], Error | None] | None = None,
 ) -> Any:
     """Run ``work`` in one unit of work and commit it; a domain refusal writes nothing.
 
-    Expected refusals become the payload's error arm; cross-cutting ones
-    (unauthenticated, forbidden, limits) become top-level errors.
+    Expected refusals become the payload's error arm (``refine`` may pick a richer
+    one); cross-cutting ones (unauthenticated, forbidden, limits) become top-level
+    errors.
     """
     try:
         async with info.context.unit_of_work() as uow:
             result = await work(uow)
             await uow.commit()
     except DomainError as exc:
-        return error_arm(exc, _arms(payload))
+        arm = refine(exc) if refine is not None else None
+        return arm if arm is not None else error_arm(exc, _arms(payload))
     return success(result)

@@ -13,7 +13,11 @@ from strawberry.types import ExecutionContext
 
 from graphql_api.auth.mutations import AuthMutations
 from graphql_api.auth.queries import AuthQueries
+from graphql_api.batches.mutations import BatchMutations
+from graphql_api.batches.queries import BatchQueries
 from graphql_api.extensions import request_policy
+from graphql_api.jobs.mutations import JobMutations
+from graphql_api.jobs.queries import JobQueries
 from graphql_api.meta.queries import MetaQueries
 from graphql_api.settings import Limits
 from graphql_api.tasktypes.mutations import TaskTypeMutations
@@ -23,12 +27,12 @@ from graphql_api.workspaces.queries import WorkspaceQueries
 
 
 @strawberry.type
-class Query(MetaQueries, AuthQueries, WorkspaceQueries, TaskTypeQueries):
+class Query(MetaQueries, AuthQueries, WorkspaceQueries, TaskTypeQueries, BatchQueries, JobQueries):
     node: relay.Node | None = relay.node(description="Any object by its global id.")
 
 
 @strawberry.type
-class Mutation(AuthMutations, WorkspaceMutations, TaskTypeMutations):
+class Mutation(AuthMutations, WorkspaceMutations, TaskTypeMutations, BatchMutations, JobMutations):
     pass
 
 

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -181,10 +181,36 @@ class JobRepository:
         stmt = select(JobEvent).where(JobEvent.job_id == job_id)
         return await keyset_page(self._session, stmt, key=[JobEvent.id], after=after, first=first)
 
-    async def events_for_jobs(
-        self, job_ids: Sequence[int], *, per_job: int
-    ) -> list[list[JobEvent]]:
-        """The first ``per_job`` events of each job, in one statement (for DataLoaders)."""
+    async def first_per_batch(
+        self, batch_ids: Sequence[int], *, first: int, flt: JobFilter
+    ) -> list[Page[Job]]:
+        """The first page of jobs of each batch, in one statement (for DataLoaders)."""
+        ranked = (
+            self._listing(flt)
+            .where(Job.batch_id.in_(batch_ids))
+            .add_columns(
+                func.row_number().over(partition_by=Job.batch_id, order_by=Job.id).label("n")
+            )
+            .subquery()
+        )
+        job = aliased(Job, ranked)
+        rows = await self._session.scalars(
+            select(job).where(ranked.c.n <= first + 1).order_by(job.batch_id, job.id)
+        )
+        return _pages(batch_ids, rows, first, lambda j: j.batch_id, lambda j: (j.id,))
+
+    async def count_per_batch(self, batch_ids: Sequence[int], *, flt: JobFilter) -> list[int]:
+        sub = self._listing(flt).where(Job.batch_id.in_(batch_ids)).subquery()
+        rows = await self._session.execute(
+            select(sub.c.batch_id, func.count()).group_by(sub.c.batch_id)
+        )
+        found: dict[int, int] = {int(b): int(n) for b, n in rows}
+        return [int(found.get(i, 0)) for i in batch_ids]
+
+    async def first_events_per_job(
+        self, job_ids: Sequence[int], *, first: int
+    ) -> list[Page[JobEvent]]:
+        """The first page of events of each job, in one statement (for DataLoaders)."""
         ranked = (
             select(
                 JobEvent,
@@ -197,9 +223,41 @@ class JobRepository:
         )
         event = aliased(JobEvent, ranked)
         rows = await self._session.scalars(
-            select(event).where(ranked.c.n <= per_job).order_by(event.job_id, event.id)
+            select(event).where(ranked.c.n <= first + 1).order_by(event.job_id, event.id)
         )
-        grouped: dict[int, list[JobEvent]] = {i: [] for i in job_ids}
-        for row in rows:
-            grouped[row.job_id].append(row)
-        return [grouped[i] for i in job_ids]
+        return _pages(job_ids, rows, first, lambda e: e.job_id, lambda e: (e.id,))
+
+    async def event_counts(self, job_ids: Sequence[int]) -> list[int]:
+        rows = await self._session.execute(
+            select(JobEvent.job_id, func.count())
+            .where(JobEvent.job_id.in_(job_ids))
+            .group_by(JobEvent.job_id)
+        )
+        found: dict[int, int] = {int(j): int(n) for j, n in rows}
+        return [int(found.get(i, 0)) for i in job_ids]
+
+
+T = TypeVar("T")
+
+
+def _pages(
+    parent_ids: Sequence[int],
+    rows: Iterable[T],
+    first: int,
+    parent_of: Callable[[T], int],
+    key_of: Callable[[T], SortKey],
+) -> list[Page[T]]:
+    grouped: dict[int, list[T]] = {i: [] for i in parent_ids}
+    for row in rows:
+        grouped[parent_of(row)].append(row)
+    pages = []
+    for i in parent_ids:
+        items = grouped[i]
+        pages.append(
+            Page(
+                items=items[:first],
+                keys=[key_of(r) for r in items[:first]],
+                has_next=len(items) > first,
+            )
+        )
+    return pages

@@ -49,10 +49,14 @@ MAX_PARAMETER_ISSUES = 100
 
 
 class Repositories(Protocol):
-    workspaces: WorkspaceRepository
-    task_types: TaskTypeRepository
-    batches: BatchRepository
-    jobs: JobRepository
+    @property
+    def workspaces(self) -> WorkspaceRepository: ...
+    @property
+    def task_types(self) -> TaskTypeRepository: ...
+    @property
+    def batches(self) -> BatchRepository: ...
+    @property
+    def jobs(self) -> JobRepository: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -599,3 +603,35 @@ async def cancel_batch(
     )
     await uow.batches.flush()
     return batch, canceled
+
+
+async def reprocess_batch(
+    uow: UnitOfWork,
+    *,
+    root_batch_id: int,
+    rerun: RerunMode,
+    nodes: tuple[str, ...],
+    title: str | None,
+    description: str,
+    recipe: JSON | None,
+    priority: int,
+    actor: Actor | None,
+    dispatcher: Dispatcher,
+    dry_run: bool = False,
+) -> Created:
+    """createBatch with previousBatch, titled like the chain's latest batch by default."""
+    require_writer(actor)
+    root = await get_visible(uow, root_batch_id, actor)
+    workspace = await uow.workspaces.get_many([root.workspace_id])
+    latest = await uow.batches.latest_in_chain(root.id) or root
+    spec = BatchSpec(
+        workspace=workspace[0].name if workspace[0] else "",
+        title=title if title is not None else latest.title,
+        description=description,
+        definition=None if recipe is None else {"recipe": recipe},
+        previous=PreviousBatch(root_batch_id=root_batch_id, rerun=rerun, nodes=nodes),
+        priority=priority,
+        cache_policy=latest.cache_policy,
+        max_parallel_jobs=latest.max_parallel_jobs,
+    )
+    return await create_batch(uow, spec=spec, actor=actor, dispatcher=dispatcher, dry_run=dry_run)

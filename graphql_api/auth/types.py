@@ -12,12 +12,6 @@ from domain.auth.rules import require_admin
 from graphql_api.context import Info
 from graphql_api.ids import node_ints
 
-strawberry.enum(
-    TokenRole,
-    name="TokenRole",
-    description="ADMIN ⊇ WRITER ⊇ READER; WORKER is for worker processes.",
-)
-
 
 @strawberry.type(description="An API token. Its secret is shown only once, when created.")
 class Token(relay.Node):

@@ -17,12 +17,6 @@ from graphql_api.ids import node_ints
 from graphql_api.relay import Connection, paginate
 from graphql_api.workspaces.types import Workspace
 
-strawberry.enum(
-    CachePolicy,
-    name="CachePolicy",
-    description="NONE: never reuse; BATCH: reuse within one batch; ALL: reuse across batches.",
-)
-
 
 @strawberry.input(description="Narrow a task type list.")
 class TaskTypeFilter:
