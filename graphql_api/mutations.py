@@ -34,11 +34,12 @@ async def mutate(
     one); cross-cutting ones (unauthenticated, forbidden, limits) become top-level
     errors.
     """
-    try:
-        async with info.context.unit_of_work() as uow:
+    async with info.context.unit_of_work() as uow:
+        try:
             result = await work(uow)
-            await uow.commit()
-    except DomainError as exc:
-        arm = refine(exc) if refine is not None else None
-        return arm if arm is not None else error_arm(exc, _arms(payload))
+        except DomainError as exc:
+            # Built before the rollback expires what the refusal refers to.
+            arm = refine(exc) if refine is not None else None
+            return arm if arm is not None else error_arm(exc, _arms(payload))
+        await uow.commit()
     return success(result)

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, String, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -251,7 +251,7 @@ class BatchRepository:
 
 _ORDER_KEYS: dict[BatchOrder, list[Any]] = {
     BatchOrder.ID: [Batch.id],
-    BatchOrder.TITLE: [func.lower(Batch.title), Batch.id],  # case-insensitive
+    BatchOrder.TITLE: [func.lower(Batch.title, type_=String), Batch.id],  # case-insensitive
     BatchOrder.CREATED: [Batch.created_at, Batch.id],
     BatchOrder.LAST_MODIFIED: [Batch.last_modified_at, Batch.id],
 }

@@ -85,11 +85,18 @@ class BatchValidation:
     planned_jobs: int
     jobs_by_node: list[NodeJobCount]
     nodes: list[PinnedNode]
-    previous_batch: Batch | None
     diff: list[NodeDiff]
     sample: list[PlannedRecipe] = strawberry.field(
         description=f"The first {SAMPLE} planned recipes."
     )
+    previous_batch_id: strawberry.Private[int | None]
+
+    @strawberry.field(description="Re-processing: the chain's batch this one supersedes.")
+    async def previous_batch(self, info: Info) -> Batch | None:
+        if self.previous_batch_id is None:
+            return None
+        row = await info.context.loaders.batch.load(self.previous_batch_id)
+        return Batch.from_model(row) if row is not None else None
 
     @classmethod
     def of(cls, found: service.Validation) -> BatchValidation:
@@ -112,9 +119,7 @@ class BatchValidation:
                 )
                 for n in found.nodes
             ],
-            previous_batch=(
-                Batch.from_model(found.previous_batch) if found.previous_batch else None
-            ),
+            previous_batch_id=found.previous_batch.id if found.previous_batch else None,
             diff=[
                 NodeDiff(node=d.node, status=d.status, reasons=list(d.reasons)) for d in found.diff
             ],

@@ -56,16 +56,24 @@ class Api:
 
 
 @pytest.fixture(scope="session")
-def dispatcher(redis_url: str) -> DramatiqDispatcher:
-    return DramatiqDispatcher(build_broker(redis_url))
+def broker(redis_url: str) -> Any:
+    return build_broker(redis_url)
+
+
+@pytest.fixture(scope="session")
+def dispatcher(broker: Any) -> DramatiqDispatcher:
+    return DramatiqDispatcher(broker)
 
 
 @pytest.fixture
-async def client(db: Database, dispatcher: DramatiqDispatcher) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    db: Database, dispatcher: DramatiqDispatcher, broker: Any
+) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings=SETTINGS, db=db, dispatcher=dispatcher)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+    broker.flush_all()  # no worker runs here: drop what the test sent
 
 
 @pytest.fixture

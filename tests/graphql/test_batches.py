@@ -1,0 +1,414 @@
+"""Batches and jobs over GraphQL, as a client uses them."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from db.enums import JobStatus, TokenRole
+from db.models import Job
+from db.session import Database
+from db.uow import UnitOfWork
+from domain.jobs import service as jobs
+from domain.jobs.rules import Initiator
+from tests.conftest import StatementCounter, row_counts
+from tests.factories import (
+    RESIZE_SCHEMA,
+    make_batch,
+    make_task_type,
+    make_token,
+    run_creation,
+    two_node_definition,
+)
+from tests.graphql.conftest import Api
+
+ITEMS = [{"url": f"https://x/{i}.png", "width": 10} for i in range(3)]
+
+CREATE = """mutation($input: BatchInput!, $dry: Boolean) {
+  createBatch(input: $input, dryRun: $dry) {
+    __typename
+    ... on BatchCreated { batch { id title isCreationDone rootBatch { id } } }
+    ... on BatchDryRun { validation { isValid plannedRecipes plannedJobs
+        jobsByNode { node jobs } sample { inputIndex nodes } } }
+    ... on InvalidBatch { code message validation { isValid
+        errors { name description path node inputIndex } } }
+    ... on NotFound { code message }
+  }
+}"""
+
+
+def gid(kind: str, pk: int) -> str:
+    return base64.b64encode(f"{kind}:{pk}".encode()).decode()
+
+
+@pytest.fixture
+async def writer(db: Database) -> str:
+    await make_task_type(db, "resize", parameters_schema=RESIZE_SCHEMA)
+    await make_task_type(db, "thumb")
+    return (await make_token(db, role=TokenRole.WRITER, owner="wes"))[1]
+
+
+def batch_input(**over: Any) -> dict[str, Any]:
+    return {"title": "Resize March", "definition": two_node_definition(ITEMS), **over}
+
+
+async def test_create_then_explore_a_batch(api: Api, db: Database, writer: str) -> None:
+    created = (await api.data(CREATE, {"input": batch_input()}, token=writer))["createBatch"]
+    assert created["__typename"] == "BatchCreated"
+    batch = created["batch"]
+    assert batch["isCreationDone"] is False
+    assert batch["rootBatch"]["id"] == batch["id"]  # a new batch is its own root
+    pk = int(base64.b64decode(batch["id"]).decode().split(":")[1])
+    await run_creation(db, pk)  # what the batches.create_chunk actor does
+
+    query = """query($id: ID!) { batch(id: $id) {
+        title isCreationDone createdBy workspace { name }
+        counters { jobsTotal pending blocked recipesEstimated recipesTotal recipesCompleted }
+        metrics { node jobsTotal pending blocked taskTypeRevision { revision }
+                  runDuration { min { seconds iso } avg { iso } } }
+        recipes(first: 2) { totalCount edges { node { inputIndex item isCompleted
+            jobs { edges { node { node status } } } } } }
+        jobs(first: 10, filter: {node: "thumb"}) { totalCount edges { node { id node status
+            parameters taskType { name } dependencies { node } dependents { node }
+            events { edges { node { eventId fromStatus toStatus reason } } } } } }
+        supersededBatch { id } nextBatch { id } chain { title }
+    } }"""
+    found = (await api.data(query, {"id": batch["id"]}, token=writer))["batch"]
+    assert found["isCreationDone"] is True
+    assert found["createdBy"] == "wes"
+    assert found["counters"] == {
+        "jobsTotal": 6,
+        "pending": 3,
+        "blocked": 3,
+        "recipesEstimated": 3,
+        "recipesTotal": 3,
+        "recipesCompleted": 0,
+    }
+    assert [(m["node"], m["pending"], m["blocked"]) for m in found["metrics"]] == [
+        ("resize", 3, 0),
+        ("thumb", 0, 3),
+    ]
+    assert found["metrics"][0]["runDuration"] == {"min": None, "avg": None}
+    assert found["recipes"]["totalCount"] == 3
+    first_recipe = found["recipes"]["edges"][0]["node"]
+    assert (first_recipe["inputIndex"], first_recipe["item"]) == (0, ITEMS[0])
+    assert first_recipe["isCompleted"] is False
+    thumbs = found["jobs"]
+    assert thumbs["totalCount"] == 3
+    thumb = thumbs["edges"][0]["node"]
+    assert thumb["status"] == "BLOCKED"
+    assert thumb["parameters"] == {"source": ITEMS[0]["url"], "size": 64}
+    assert thumb["taskType"] == {"name": "thumb"}
+    assert thumb["dependencies"] == [{"node": "resize"}]
+    assert thumb["dependents"] == []
+    assert [(e["node"]["fromStatus"], e["node"]["toStatus"]) for e in thumb["events"]["edges"]] == [
+        (None, "BLOCKED")
+    ]
+    assert (found["supersededBatch"], found["nextBatch"]) == (None, None)
+    assert found["chain"] == [{"title": "Resize March"}]
+
+    job = (
+        await api.data(
+            """query($id: ID!) { job(id: $id) { node batch { title }
+        recipe { inputIndex } } }""",
+            {"id": thumb["id"]},
+            token=writer,
+        )
+    )["job"]
+    assert job == {"node": "thumb", "batch": {"title": "Resize March"}, "recipe": {"inputIndex": 0}}
+
+
+@pytest.mark.parametrize(
+    ("definition", "error"),
+    [
+        ("not an object", "INVALID_BATCH_DEFINITION"),
+        (
+            {
+                "recipe": {"nodes": [{"name": "a", "taskType": "resize", "dependsOn": ["a"]}]},
+                "inputs": [{}],
+            },
+            "INVALID_BATCH_DEFINITION",
+        ),
+        ({"recipe": {"nodes": [{"name": "a", "taskType": "resize"}]}, "inputs": []}, "NO_RECIPES"),
+        (two_node_definition([{"url": 1, "width": 0}]), "PARAMETERS_INVALID"),
+        (two_node_definition([{}] * 100_001), "TOO_MANY_INPUTS"),
+    ],
+)
+async def test_invalid_batches_are_refused_with_their_errors_and_write_nothing(
+    api: Api, db: Database, writer: str, definition: Any, error: str
+) -> None:
+    before = await row_counts(db)
+    payload = (await api.data(CREATE, {"input": batch_input(definition=definition)}, token=writer))[
+        "createBatch"
+    ]
+    assert payload["__typename"] == "InvalidBatch"
+    assert payload["code"] == "VALIDATION_FAILED"
+    assert payload["validation"]["isValid"] is False
+    assert payload["validation"]["errors"][0]["name"] == error
+    assert await row_counts(db) == before
+    check = await api.data(
+        """query($input: BatchInput!) { validateBatch(input: $input) {
+        ... on BatchValidation { isValid errors { name } } } }""",
+        {"input": batch_input(definition=definition)},
+        token=writer,
+    )
+    assert check["validateBatch"]["errors"][0]["name"] == error
+
+
+async def test_parameter_errors_name_the_item_node_and_path(
+    api: Api, db: Database, writer: str
+) -> None:
+    payload = (
+        await api.data(
+            CREATE,
+            {
+                "input": batch_input(
+                    definition=two_node_definition([ITEMS[0], {"url": "u", "width": 0}])
+                )
+            },
+            token=writer,
+        )
+    )["createBatch"]
+    assert payload["validation"]["errors"] == [
+        {
+            "name": "PARAMETERS_INVALID",
+            "description": "0 is less than the minimum of 1",
+            "path": "$.width",
+            "node": "resize",
+            "inputIndex": 1,
+        }
+    ]
+
+
+async def test_dry_run_writes_nothing(api: Api, db: Database, writer: str) -> None:
+    before = await row_counts(db)
+    payload = (await api.data(CREATE, {"input": batch_input(), "dry": True}, token=writer))[
+        "createBatch"
+    ]
+    assert payload["__typename"] == "BatchDryRun"
+    assert payload["validation"]["plannedJobs"] == 6
+    assert payload["validation"]["sample"][0] == {"inputIndex": 0, "nodes": ["resize", "thumb"]}
+    assert await row_counts(db) == before
+
+
+async def test_unknown_workspace_is_not_found(api: Api, db: Database, writer: str) -> None:
+    payload = (await api.data(CREATE, {"input": batch_input(workspace="nope")}, token=writer))[
+        "createBatch"
+    ]
+    assert payload["__typename"] == "NotFound"
+
+
+@pytest.mark.parametrize("role", [TokenRole.READER, TokenRole.WORKER, None])
+async def test_mutations_need_a_writer(
+    api: Api, db: Database, writer: str, role: TokenRole | None
+) -> None:
+    token = (await make_token(db, role=role))[1] if role else None
+    batch = await make_batch(db, two_node_definition(ITEMS))
+    before = await row_counts(db)
+    for document, variables in [
+        (CREATE, {"input": batch_input()}),
+        (
+            "mutation($id: ID!) { cancelBatch(id: $id) { __typename } }",
+            {"id": gid("Batch", batch.id)},
+        ),
+        (
+            'mutation($id: ID!) { editBatch(input: {batch: $id, title: "x"}) { __typename } }',
+            {"id": gid("Batch", batch.id)},
+        ),
+        (
+            "mutation($id: ID!) { reprocessBatch(input: {rootBatch: $id}) { __typename } }",
+            {"id": gid("Batch", batch.id)},
+        ),
+    ]:
+        status, errors = await api.errors(document, variables, token=token)
+        expected = "FORBIDDEN" if role else "UNAUTHENTICATED"
+        assert errors[0]["extensions"]["code"] == expected
+        assert status == (403 if role else 401)
+    assert await row_counts(db) == before
+
+
+async def test_edit_cancel_and_job_transitions(api: Api, db: Database, writer: str) -> None:
+    batch = await make_batch(db, two_node_definition(ITEMS))
+    bid = gid("Batch", batch.id)
+    edited = await api.data(
+        """mutation($id: ID!) { editBatch(input: {batch: $id,
+        title: "Renamed", priority: 5}) { __typename ... on BatchUpdated { batch { title
+        priority } } } }""",
+        {"id": bid},
+        token=writer,
+    )
+    assert edited["editBatch"]["batch"] == {"title": "Renamed", "priority": 5}
+    bad = await api.data(
+        """mutation($id: ID!) { editBatch(input: {batch: $id, priority: 99999})
+        { __typename ... on ValidationFailed { violations { path } } } }""",
+        {"id": bid},
+        token=writer,
+    )
+    assert bad["editBatch"] == {
+        "__typename": "ValidationFailed",
+        "violations": [{"path": "$.priority"}],
+    }
+
+    async with db.read_session() as s:
+        resize = await s.scalar(
+            select(Job).where(Job.batch_id == batch.id, Job.node == "resize").order_by(Job.id)
+        )
+    assert resize is not None
+    async with UnitOfWork(db.write_session) as uow:  # a worker completes one job
+        [job] = await uow.jobs.lock([resize.id])
+        for target, by in (
+            (JobStatus.QUEUED, Initiator.SYSTEM),
+            (JobStatus.RUNNING, Initiator.WORKER),
+            (JobStatus.COMPLETED, Initiator.WORKER),
+        ):
+            await jobs.transition(uow, job, target, initiator=by)
+        await uow.commit()
+    refused = await api.data(
+        """mutation($id: ID!) { cancelJob(id: $id) { __typename
+        ... on Error { code message } } }""",
+        {"id": gid("Job", resize.id)},
+        token=writer,
+    )
+    assert refused["cancelJob"]["__typename"] == "InvalidTransition"
+    assert refused["cancelJob"]["code"] == "INVALID_TRANSITION"
+
+    canceled = await api.data(
+        """mutation($id: ID!) { cancelBatch(id: $id, reason: "oops") {
+        __typename ... on BatchCanceled { canceledJobs batch { canceledAt
+        counters { completed canceled pending blocked } } } } }""",
+        {"id": bid},
+        token=writer,
+    )
+    result = canceled["cancelBatch"]
+    assert result["canceledJobs"] == 5
+    assert result["batch"]["counters"] == {
+        "completed": 1,
+        "canceled": 5,
+        "pending": 0,
+        "blocked": 0,
+    }
+    again = await api.data(
+        """mutation($id: ID!) { cancelBatch(id: $id) { __typename } }""", {"id": bid}, token=writer
+    )
+    assert again["cancelBatch"]["__typename"] == "InvalidTransition"
+
+    jobs_list = await api.data(
+        """query($id: ID!) { jobs(batch: $id, filter: {statuses:
+        [CANCELED], node: "resize"}) { totalCount edges { node { id } } } }""",
+        {"id": bid},
+        token=writer,
+    )
+    retry_id = jobs_list["jobs"]["edges"][0]["node"]["id"]
+    assert jobs_list["jobs"]["totalCount"] == 2
+    retried = await api.data(
+        """mutation($id: ID!) { retryJob(id: $id) { __typename
+        ... on JobUpdated { job { status attempt } } } }""",
+        {"id": retry_id},
+        token=writer,
+    )
+    assert retried["retryJob"]["job"] == {"status": "PENDING", "attempt": 2}
+
+
+async def test_reprocess_a_chain(api: Api, db: Database, writer: str) -> None:
+    first = await make_batch(db, two_node_definition(ITEMS))
+    reprocess = """mutation($root: ID!, $dry: Boolean) {
+      reprocessBatch(input: {rootBatch: $root, rerun: ALL}, dryRun: $dry) { __typename
+        ... on BatchCreated { batch { id title supersededBatch { id } rootBatch { id } } }
+        ... on BatchDryRun { validation { plannedRecipes previousBatch { id }
+            diff { node status reasons } } }
+        ... on InvalidBatch { validation { errors { name } } } } }"""
+    root = gid("Batch", first.id)
+    dry = (await api.data(reprocess, {"root": root, "dry": True}, token=writer))["reprocessBatch"]
+    assert dry["validation"]["plannedRecipes"] == 3
+    assert dry["validation"]["previousBatch"] == {"id": root}
+    assert [d["status"] for d in dry["validation"]["diff"]] == ["UNCHANGED", "UNCHANGED"]
+
+    made = (await api.data(reprocess, {"root": root}, token=writer))["reprocessBatch"]
+    assert made["batch"]["title"] == "b"  # the previous batch's title by default
+    assert made["batch"]["supersededBatch"] == {"id": root}
+    assert made["batch"]["rootBatch"] == {"id": root}
+    # The new batch is still creating: re-processing the chain again must wait.
+    waiting = (await api.data(reprocess, {"root": root}, token=writer))["reprocessBatch"]
+    assert waiting["validation"]["errors"] == [{"name": "PREV_BATCH_STILL_CREATING"}]
+    # A non-root id does not name a chain.
+    not_root = (await api.data(reprocess, {"root": made["batch"]["id"]}, token=writer))[
+        "reprocessBatch"
+    ]
+    assert not_root["validation"]["errors"] == [{"name": "PREV_BATCH_NOT_FOUND"}]
+
+    chain = await api.data(
+        """query($id: ID!) { batch(id: $id) { isSuperseded supersededAt
+        nextBatch { id } chain { id } } }""",
+        {"id": root},
+        token=writer,
+    )
+    assert chain["batch"]["isSuperseded"] is True
+    assert chain["batch"]["nextBatch"] == {"id": made["batch"]["id"]}
+    assert [b["id"] for b in chain["batch"]["chain"]] == [root, made["batch"]["id"]]
+
+
+async def test_listing_filters_and_orders(api: Api, db: Database, writer: str) -> None:
+    for title in ["beta", "Alpha", "gamma"]:
+        await make_batch(db, two_node_definition(ITEMS[:1]), title=title)
+    query = """query($order: BatchOrderBy, $filter: BatchFilter, $after: String) {
+        batches(orderBy: $order, filter: $filter, first: 2, after: $after) { totalCount
+        pageInfo { hasNextPage endCursor } edges { node { title } } } }"""
+    by_title = (await api.data(query, {"order": {"field": "TITLE"}}, token=writer))["batches"]
+    assert [e["node"]["title"] for e in by_title["edges"]] == ["Alpha", "beta"]
+    rest = (
+        await api.data(
+            query,
+            {"order": {"field": "TITLE"}, "after": by_title["pageInfo"]["endCursor"]},
+            token=writer,
+        )
+    )["batches"]
+    assert [e["node"]["title"] for e in rest["edges"]] == ["gamma"]
+    newest = (
+        await api.data(query, {"order": {"field": "CREATED", "direction": "DESC"}}, token=writer)
+    )["batches"]
+    assert [e["node"]["title"] for e in newest["edges"]] == ["gamma", "Alpha"]
+    older = (
+        await api.data(
+            query,
+            {
+                "order": {"field": "CREATED", "direction": "DESC"},
+                "after": newest["pageInfo"]["endCursor"],
+            },
+            token=writer,
+        )
+    )["batches"]
+    assert [e["node"]["title"] for e in older["edges"]] == ["beta"]
+    by_type = await api.data(
+        query,
+        {"filter": {"taskType": "thumb", "isSuperseded": False, "isCreationDone": True}},
+        token=writer,
+    )
+    assert by_type["batches"]["totalCount"] == 3
+    none = await api.data(query, {"filter": {"taskType": "nope"}}, token=writer)
+    assert none["batches"]["totalCount"] == 0
+
+
+async def test_nested_lists_cost_the_same_number_of_statements_at_any_size(
+    api: Api, db: Database, writer: str, sql_counter: StatementCounter
+) -> None:
+    query = """query($b: Int, $j: Int) { batches(first: $b) { edges { node { title
+        jobs(first: $j) { edges { node { status taskType { name }
+            events(first: 5) { edges { node { eventId toStatus } } } } } } } } } }"""
+
+    async def statements(b: int, j: int) -> int:
+        sql_counter.statements.clear()
+        data = await api.data(query, {"b": b, "j": j}, token=writer)
+        assert len(data["batches"]["edges"]) == b
+        assert all(len(e["node"]["jobs"]["edges"]) == min(j, 6) for e in data["batches"]["edges"])
+        return sql_counter.count
+
+    for i in range(4):
+        await make_batch(db, two_node_definition(ITEMS), title=f"b{i}")
+    await api.data("{ viewer { owner } }", token=writer)  # records the token's use once
+    small = await statements(1, 1)
+    large = await statements(4, 6)
+    assert small == large, sql_counter.statements
+    print(f"statements per request: {large}")
