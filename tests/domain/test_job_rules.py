@@ -52,7 +52,7 @@ def test_the_table_is_the_one_documented_here() -> None:
 def test_running_only_from_queued_and_completed_is_final() -> None:
     assert [f for (f, t) in TRANSITIONS if t is S.RUNNING] == [S.QUEUED]
     assert not [t for (f, t) in TRANSITIONS if f is S.COMPLETED]
-    assert FINAL == {S.COMPLETED, S.FAILED, S.CANCELED}
+    assert {S.COMPLETED, S.FAILED, S.CANCELED} == FINAL
 
 
 def test_new_attempts() -> None:

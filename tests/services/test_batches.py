@@ -37,16 +37,12 @@ async def task_types(db: Database) -> None:
 
 
 async def validate(db: Database, definition: Any, **spec: Any) -> batches.Validation:
-    async with db.read_session() as s:
-        uow = UnitOfWork(db.write_session)
-        async with uow:
-            return await batches.validate_batch(
-                uow,
-                spec=batches.BatchSpec(
-                    workspace="default", title="t", definition=definition, **spec
-                ),
-                actor=ADMIN,
-            )
+    async with UnitOfWork(db.write_session) as uow:  # never committed
+        return await batches.validate_batch(
+            uow,
+            spec=batches.BatchSpec(workspace="default", title="t", definition=definition, **spec),
+            actor=ADMIN,
+        )
 
 
 async def test_a_valid_definition(db: Database, task_types: None) -> None:
