@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from db.enums import JobStatus
-from db.models import Job, JobDependency, JobEvent, Workspace
+from db.models import Job, JobDependency, JobEvent, TaskTypeRevision, Workspace
 from db.repositories.pagination import Page, SortKey, count, keyset_page
 
 
@@ -140,6 +140,23 @@ class JobRepository:
         for recipe_id, node, status in rows:
             found.setdefault(recipe_id, {})[node] = status
         return found
+
+    async def waiting(self, task_type_id: int, *, first: int) -> list[Job]:
+        """The oldest waiting (PENDING or QUEUED) jobs of a task type, any revision.
+
+        Sorted in the database, then cut (TopChef cut first, then sorted).
+        """
+        rows = await self._session.scalars(
+            select(Job)
+            .join(TaskTypeRevision, TaskTypeRevision.id == Job.task_type_revision_id)
+            .where(
+                TaskTypeRevision.task_type_id == task_type_id,
+                Job.status.in_([JobStatus.PENDING, JobStatus.QUEUED]),
+            )
+            .order_by(Job.created_at, Job.id)
+            .limit(first)
+        )
+        return list(rows)
 
     def _listing(self, flt: JobFilter) -> Select[Job]:
         stmt = select(Job)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
 from strawberry import relay
@@ -14,8 +14,13 @@ from domain.tasktypes.rules import has_timed_out
 from domain.workspaces.service import can_read
 from graphql_api.context import Info
 from graphql_api.ids import node_ints
-from graphql_api.relay import Connection, paginate
+from graphql_api.relay import Connection, page_args, paginate
 from graphql_api.workspaces.types import Workspace
+
+if TYPE_CHECKING:
+    from graphql_api.jobs.types import Job
+
+JobRef = Annotated["Job", strawberry.lazy("graphql_api.jobs.types")]
 
 
 @strawberry.input(description="Narrow a task type list.")
@@ -152,6 +157,19 @@ class TaskType(relay.Node):
     async def revision(self, info: Info, number: int) -> TaskTypeRevision | None:
         row = await info.context.loaders.revision.load((self.id, number))
         return TaskTypeRevision.from_model(row) if row is not None else None
+
+    @strawberry.field(
+        description="Its oldest waiting (PENDING or QUEUED) jobs, oldest first (at most 100)."
+    )
+    async def queue(self, info: Info, first: int = 20) -> list[JobRef]:
+        from graphql_api.jobs.types import Job
+
+        args = page_args(
+            first, None, default=20, maximum=info.context.settings.limits.max_page_size
+        )
+        async with info.context.reads() as reads:
+            rows = await reads.jobs.waiting(self.id, first=args.first)
+        return [Job.from_model(r) for r in rows]
 
     @strawberry.field(description="All revisions, oldest first.")
     async def revisions(

@@ -412,3 +412,39 @@ async def test_nested_lists_cost_the_same_number_of_statements_at_any_size(
     large = await statements(4, 6)
     assert small == large, sql_counter.statements
     print(f"statements per request: {large}")
+
+
+async def test_task_type_queue_lists_the_oldest_waiting_jobs(
+    api: Api, db: Database, writer: str
+) -> None:
+    first = await make_batch(db, two_node_definition(ITEMS), title="first")
+    await make_batch(db, two_node_definition(ITEMS), title="second")
+    async with db.read_session() as s:
+        oldest = list(
+            await s.scalars(
+                select(Job.id).where(Job.node == "resize").order_by(Job.created_at, Job.id)
+            )
+        )
+    data = await api.data(
+        """{ taskType(name: "resize") { queue(first: 4) { id node status
+        batch { title } } } }""",
+        token=writer,
+    )
+    queue = data["taskType"]["queue"]
+    assert [q["id"] for q in queue] == [gid("Job", i) for i in oldest[:4]]
+    assert {q["status"] for q in queue} == {"PENDING"}
+    assert [q["batch"]["title"] for q in queue] == ["first"] * 3 + ["second"]
+    # thumb's jobs are BLOCKED, not waiting; a canceled batch's jobs leave the queue.
+    thumbs = await api.data('{ taskType(name: "thumb") { queue { id } } }', token=writer)
+    assert thumbs["taskType"]["queue"] == []
+    await api.data(
+        "mutation($id: ID!) { cancelBatch(id: $id) { __typename } }",
+        {"id": gid("Batch", first.id)},
+        token=writer,
+    )
+    after = await api.data('{ taskType(name: "resize") { queue(first: 10) { id } } }', token=writer)
+    assert len(after["taskType"]["queue"]) == 3
+    status, errors = await api.errors(
+        '{ taskType(name: "resize") { queue(first: 500) { id } } }', token=writer
+    )
+    assert (status, errors[0]["extensions"]["code"]) == (400, "LIMIT_EXCEEDED")
