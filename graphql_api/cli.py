@@ -1,4 +1,4 @@
-"""The ``batchgraph`` command: serve, worker, migrate, token create, export-schema."""
+"""The ``batchgraph`` command: serve, worker, migrate, token create, demo, export-schema."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from db.session import connect
 from db.uow import UnitOfWork
 from domain.auth import service as auth
 from domain.auth.rules import Actor
+from domain.demo import service as demo
 from domain.errors import DomainError
 from graphql_api.requestid import configure_logging
 from graphql_api.runtime import infrastructure, migrate, spawn_worker, stop_worker
@@ -127,6 +128,34 @@ def _token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    with infrastructure(InfraConfig.from_env()) as infra:
+        migrate(infra.database_url)
+        result = asyncio.run(_seed_demo(infra.database_url))
+    if not result.created:
+        print(f"The {demo.WORKSPACE!r} workspace exists already; nothing was added.")
+        return 0
+    print(
+        f"Seeded the public workspace {demo.WORKSPACE!r}: two task types, a batch of"
+        f" {demo.ITEMS} images whose run was simulated ({len(demo.FAILING)} resizes failed),"
+        " and a second batch re-processing the failed part of the chain.\n"
+        "Explore it in GraphiQL (no token needed for a public workspace):\n\n"
+        '  { batches(filter: {workspace: "demo"}) { edges { node { id title\n'
+        "      counters { jobsTotal completed failed canceled pending }\n"
+        "      metrics { node completed failed runDuration { avg { iso } } }\n"
+        "      chain { title } } } } }\n"
+    )
+    return 0
+
+
+async def _seed_demo(database_url: str) -> demo.DemoResult:
+    db = connect(database_url, pool_size=2, max_overflow=0)
+    try:
+        return await demo.seed_demo(lambda: UnitOfWork(db.write_session), actor=OPERATOR)
+    finally:
+        await db.dispose()
+
+
 def _export_schema(args: argparse.Namespace) -> int:
     from graphql_api.schema import export_sdl
 
@@ -197,6 +226,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--owner", required=True)
     create.add_argument("--expires-in-days", type=int)
     create.set_defaults(handler=_token_create)
+
+    seed = sub.add_parser("demo", help="seed a public 'demo' workspace with batches to explore")
+    seed.set_defaults(handler=_demo)
 
     export = sub.add_parser("export-schema", help="print the GraphQL SDL")
     export.add_argument("--output", help="write to this file instead of stdout")

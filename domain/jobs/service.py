@@ -185,3 +185,20 @@ async def cancel_active(uow: UnitOfWork, job_ids: Sequence[int], *, reason: str)
             await _move(uow, job, JobStatus.CANCELED, initiator=Initiator.USER, reason=reason)
             canceled += 1
     return canceled
+
+
+async def complete(uow: UnitOfWork, job: Job, *, result: dict[str, object], worker: str) -> None:
+    """Record a (locked) job's result and complete it.
+
+    Not yet validated against the result schema: that arrives with the worker fleet.
+    """
+    job.result = result
+    await transition(uow, job, JobStatus.COMPLETED, initiator=Initiator.WORKER, worker=worker)
+
+
+async def fail(
+    uow: UnitOfWork, job: Job, *, code: str, message: str, category: str, worker: str
+) -> None:
+    """Record why a (locked) job failed and fail it (its dependents are canceled)."""
+    job.error_code, job.error_message, job.error_category = code, message, category
+    await transition(uow, job, JobStatus.FAILED, initiator=Initiator.WORKER, worker=worker)
