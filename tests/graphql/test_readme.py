@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from db.session import Database
-from tests.factories import make_token
+from graphql_api.cli import main
+from tests.factories import make_token, run_creation
 from tests.graphql.conftest import Api
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -23,7 +30,20 @@ def walkthrough() -> list[tuple[str, str]]:
     return named
 
 
-async def test_readme_walkthrough_runs_as_written(api: Api, db: Database) -> None:
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+async def test_readme_walkthrough_runs_as_written(
+    api: Api, db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("BROKER_URL", "redis://127.0.0.1:1/0")
     _, admin = await make_token(db, owner="you")
     results: dict[str, dict[str, Any]] = {}
     variables: dict[str, Any] = {}
@@ -32,6 +52,13 @@ async def test_readme_walkthrough_runs_as_written(api: Api, db: Database) -> Non
         results[name] = await api.data(document, wanted or None, token=admin)
         if name == "CreateTaskType":
             variables["taskType"] = results[name]["createTaskType"]["taskType"]["id"]
+        if name == "CreateBatch":
+            batch = results[name]["createBatch"]["batch"]
+            variables["batch"] = batch["id"]
+            # What the worker does in the background under `make run`.
+            await run_creation(db, int(base64.b64decode(batch["id"]).decode().split(":")[1]))
+        if name == "ReprocessBatch":
+            await asyncio.to_thread(main, ["demo"])  # the demo block comes next
 
     assert results["WhoAmI"]["viewer"] == {"authenticated": True, "owner": "you", "role": "ADMIN"}
     assert results["CreateWorkspace"]["createWorkspace"]["__typename"] == "WorkspaceCreated"
@@ -56,4 +83,26 @@ async def test_readme_walkthrough_runs_as_written(api: Api, db: Database) -> Non
     token = results["CreateToken"]["createToken"]
     assert token["__typename"] == "TokenCreated"
     assert token["secret"].startswith("bg_")
+    validation = results["ValidateBatch"]["validateBatch"]
+    assert validation["isValid"] is False
+    assert [(e["name"], e["node"], e["inputIndex"]) for e in validation["errors"]] == [
+        ("PARAMETERS_INVALID", "resize", 1)
+    ]
+    assert results["CreateBatch"]["createBatch"]["validation"]["plannedJobs"] == 2
+    explored = results["ExploreBatch"]["batch"]
+    assert explored["isCreationDone"] is True
+    assert explored["counters"]["pending"] == 2
+    assert explored["jobs"]["edges"][0]["node"]["events"]["edges"][0]["node"]["toStatus"] == (
+        "PENDING"
+    )
+    assert results["EditBatch"]["editBatch"]["batch"] == {
+        "title": "Resize March (urgent)",
+        "priority": 50,
+    }
+    dry = results["ReprocessBatch"]["reprocessBatch"]
+    assert dry["__typename"] == "BatchDryRun"
+    assert dry["validation"]["plannedRecipes"] == 2
+    assert results["CancelBatch"]["cancelBatch"]["canceledJobs"] == 2
+    demo_chain = results["DemoChain"]["batches"]["edges"]
+    assert [e["node"]["isSuperseded"] for e in demo_chain] == [True, False]
     assert len(walkthrough()) == len(results)
