@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, String, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -35,6 +35,12 @@ class BatchFilter:
 
 
 _COUNT_COLUMN = {status: status.value.lower() for status in JobStatus}
+
+
+class NewRecipe(NamedTuple):
+    id: int
+    position: int
+    item: dict[str, Any]
 
 
 class BatchRepository:
@@ -151,7 +157,7 @@ class BatchRepository:
         )
         return list(rows)
 
-    async def insert_recipes(self, rows: Sequence[dict[str, Any]]) -> list[Recipe]:
+    async def insert_recipes(self, rows: Sequence[dict[str, Any]]) -> list[NewRecipe]:
         """Insert the recipes that do not exist yet; return all of those positions."""
         if not rows:
             return []
@@ -161,12 +167,12 @@ class BatchRepository:
         )
         batch_id = rows[0]["batch_id"]
         positions = [r["position"] for r in rows]
-        found = await self._session.scalars(
-            select(Recipe)
+        found = await self._session.execute(
+            select(Recipe.id, Recipe.position, Recipe.item)
             .where(Recipe.batch_id == batch_id, Recipe.position.in_(positions))
             .order_by(Recipe.position)
         )
-        return list(found)
+        return [NewRecipe(*row) for row in found]
 
     async def set_recipe_job_counts(self, counts: dict[int, int]) -> None:
         for recipe_id, n in counts.items():

@@ -3,9 +3,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -29,6 +29,14 @@ class JobFilter:
     completed_before: datetime | None = None
 
 
+class NewJob(NamedTuple):
+    id: int
+    recipe_id: int
+    node: str
+    status: JobStatus
+    attempt: int
+
+
 class JobRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -36,17 +44,19 @@ class JobRepository:
     async def flush(self) -> None:
         await self._session.flush()
 
-    async def insert_new(self, rows: Sequence[dict[str, Any]]) -> list[Job]:
+    async def insert_new(self, rows: Sequence[dict[str, Any]]) -> list[NewJob]:
         """Insert jobs that do not exist yet (unique on recipe and node); return only those."""
         if not rows:
             return []
+        # executemany form: compiled once, sent as batched multi-row INSERTs; plain
+        # rows back, not ORM objects (thousands per chunk).
         stmt = (
             pg_insert(Job)
-            .values(list(rows))
             .on_conflict_do_nothing(index_elements=["recipe_id", "node"])
-            .returning(Job)
+            .returning(Job.id, Job.recipe_id, Job.node, Job.status, Job.attempt)
         )
-        return list(await self._session.scalars(stmt))
+        result = await self._session.execute(stmt, list(rows))
+        return [NewJob(*row) for row in result]
 
     async def ids_by_recipe_node(self, recipe_ids: Sequence[int]) -> dict[tuple[int, str], int]:
         rows = await self._session.execute(
@@ -57,14 +67,13 @@ class JobRepository:
     async def add_dependencies(self, pairs: Sequence[tuple[int, int]]) -> None:
         if pairs:
             await self._session.execute(
-                pg_insert(JobDependency)
-                .values([{"job_id": j, "depends_on_id": d} for j, d in pairs])
-                .on_conflict_do_nothing()
+                pg_insert(JobDependency).on_conflict_do_nothing(),
+                [{"job_id": j, "depends_on_id": d} for j, d in pairs],
             )
 
     async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            await self._session.execute(pg_insert(JobEvent).values(list(rows)))
+            await self._session.execute(insert(JobEvent), list(rows))
 
     async def get(self, job_id: int, *, for_update: bool = False) -> Job | None:
         stmt = select(Job).where(Job.id == job_id)

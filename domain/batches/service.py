@@ -496,7 +496,7 @@ async def create_chunk(
                 }
             )
     created = await uow.jobs.insert_new(rows)
-    if created:
+    if created and any(n.depends_on for n in nodes.values()):
         ids = await uow.jobs.ids_by_recipe_node([r.id for r in recipes])
         by_position = {r.id: r.position for r in recipes}
         pairs = [
@@ -506,6 +506,7 @@ async def create_chunk(
             if dep in run_sets[by_position[job.recipe_id]]
         ]
         await uow.jobs.add_dependencies(pairs)
+    if created:
         await uow.jobs.add_events(
             [
                 {
