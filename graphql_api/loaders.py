@@ -50,6 +50,21 @@ class Loaders:
         self.batch_nodes: DataLoader[int, list[BatchNode]] = load(
             lambda s, ids: BatchRepository(s).nodes(ids)
         )
+        self.chain: DataLoader[int, list[Batch]] = load(
+            lambda s, roots: BatchRepository(s).chains(roots)
+        )
+        self.recipes_page: DataLoader[tuple[int, int], Page[Recipe]] = self._grouped(
+            group=lambda key: key[1],
+            fetch=lambda s, first, keys: BatchRepository(s).first_recipes_per_batch(
+                [k[0] for k in keys], first=first
+            ),
+        )
+        self.recipe_jobs_page: DataLoader[tuple[int, int], Page[Job]] = self._grouped(
+            group=lambda key: key[1],
+            fetch=lambda s, first, keys: JobRepository(s).first_per_recipe(
+                [k[0] for k in keys], first=first
+            ),
+        )
         self.recipe: DataLoader[int, Recipe | None] = load(
             lambda s, ids: BatchRepository(s).get_recipes(ids)
         )

@@ -115,3 +115,29 @@ async def paginate(
             return await count(reads)
 
     return connection(found, convert, total, after=args.after)
+
+
+async def nested_page(
+    info: Info,
+    *,
+    first: int | None,
+    after: str | None,
+    total: int,
+    batched: Callable[[int], Awaitable[Page[Any]]],
+    direct: Callable[[Reads, PageArgs], Awaitable[Page[Any]]],
+    convert: Callable[[Any], N],
+) -> Connection[N]:
+    """A list under each item of another list: the first page loads for every parent at
+    once (a DataLoader); later pages (with ``after``) are one parent's own query."""
+    limits = info.context.settings.limits
+    args = page_args(first, after, default=limits.default_page_size, maximum=limits.max_page_size)
+    if args.after is None:
+        found = await batched(args.first)
+    else:
+        async with info.context.reads() as reads:
+            found = await direct(reads, args)
+
+    async def count() -> int:
+        return total
+
+    return connection(found, convert, count, after=args.after)

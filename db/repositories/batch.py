@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, String, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from db.enums import JobStatus
 from db.models import Batch, BatchItem, BatchNode, Recipe, Workspace
@@ -70,12 +71,6 @@ class BatchRepository:
         if for_update:
             stmt = stmt.with_for_update()
         return await self._session.scalar(stmt)
-
-    async def chain(self, root_id: int) -> list[Batch]:
-        rows = await self._session.scalars(
-            select(Batch).where(Batch.root_batch_id == root_id).order_by(Batch.id)
-        )
-        return list(rows)
 
     async def next_batches(self, ids: Sequence[int]) -> list[Batch | None]:
         """For each batch id, the batch that superseded it (None if none), in key order."""
@@ -200,8 +195,40 @@ class BatchRepository:
             self._session, stmt, key=[Recipe.position], after=after, first=first
         )
 
-    async def recipe_count(self, batch_id: int) -> int:
-        return await count(self._session, select(Recipe).where(Recipe.batch_id == batch_id))
+    async def first_recipes_per_batch(
+        self, batch_ids: Sequence[int], *, first: int
+    ) -> list[Page[Recipe]]:
+        """The first page of recipes of each batch, in one statement (for DataLoaders)."""
+        ranked = (
+            select(
+                Recipe,
+                func.row_number()
+                .over(partition_by=Recipe.batch_id, order_by=Recipe.position)
+                .label("n"),
+            )
+            .where(Recipe.batch_id.in_(batch_ids))
+            .subquery()
+        )
+        recipe = aliased(Recipe, ranked)
+        rows = await self._session.scalars(
+            select(recipe).where(ranked.c.n <= first + 1).order_by(recipe.batch_id, recipe.position)
+        )
+        grouped: dict[int, list[Recipe]] = {i: [] for i in batch_ids}
+        for row in rows:
+            grouped[row.batch_id].append(row)
+        return [
+            Page(items=g[:first], keys=[(r.position,) for r in g[:first]], has_next=len(g) > first)
+            for g in (grouped[i] for i in batch_ids)
+        ]
+
+    async def chains(self, root_ids: Sequence[int]) -> list[list[Batch]]:
+        rows = await self._session.scalars(
+            select(Batch).where(Batch.root_batch_id.in_(root_ids)).order_by(Batch.id)
+        )
+        grouped: dict[int, list[Batch]] = {i: [] for i in root_ids}
+        for row in rows:
+            grouped[row.root_batch_id or row.id].append(row)
+        return [grouped[i] for i in root_ids]
 
     async def get_recipes(self, ids: Sequence[int]) -> list[Recipe | None]:
         rows = await self._session.scalars(select(Recipe).where(Recipe.id.in_(ids)))

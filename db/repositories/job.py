@@ -211,19 +211,26 @@ class JobRepository:
         self, batch_ids: Sequence[int], *, first: int, flt: JobFilter
     ) -> list[Page[Job]]:
         """The first page of jobs of each batch, in one statement (for DataLoaders)."""
+        return await self._first_per(Job.batch_id, batch_ids, first=first, flt=flt)
+
+    async def first_per_recipe(self, recipe_ids: Sequence[int], *, first: int) -> list[Page[Job]]:
+        return await self._first_per(Job.recipe_id, recipe_ids, first=first, flt=JobFilter())
+
+    async def _first_per(
+        self, parent: Any, parent_ids: Sequence[int], *, first: int, flt: JobFilter
+    ) -> list[Page[Job]]:
         ranked = (
             self._listing(flt)
-            .where(Job.batch_id.in_(batch_ids))
-            .add_columns(
-                func.row_number().over(partition_by=Job.batch_id, order_by=Job.id).label("n")
-            )
+            .where(parent.in_(parent_ids))
+            .add_columns(func.row_number().over(partition_by=parent, order_by=Job.id).label("n"))
             .subquery()
         )
         job = aliased(Job, ranked)
-        rows = await self._session.scalars(
-            select(job).where(ranked.c.n <= first + 1).order_by(job.batch_id, job.id)
+        rows = list(
+            await self._session.scalars(select(job).where(ranked.c.n <= first + 1).order_by(job.id))
         )
-        return _pages(batch_ids, rows, first, lambda j: j.batch_id, lambda j: (j.id,))
+        key = parent.key
+        return _pages(parent_ids, rows, first, lambda j: getattr(j, key), lambda j: (j.id,))
 
     async def count_per_batch(self, batch_ids: Sequence[int], *, flt: JobFilter) -> list[int]:
         sub = self._listing(flt).where(Job.batch_id.in_(batch_ids)).subquery()

@@ -17,7 +17,7 @@ from domain.workspaces.service import can_read
 from graphql_api.context import Info
 from graphql_api.ids import node_ints
 from graphql_api.jobs.types import Duration, Job, JobFilter
-from graphql_api.relay import Connection, connection, page_args, paginate
+from graphql_api.relay import Connection, connection, nested_page, page_args
 from graphql_api.tasktypes.types import TaskTypeRevision
 from graphql_api.workspaces.types import Workspace
 
@@ -166,13 +166,15 @@ class Recipe(relay.Node):
     async def jobs(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Job]:
-        flt = RepoJobFilter(recipe_id=self.id)
-        return await paginate(
+        return await nested_page(
             info,
             first=first,
             after=after,
-            page=lambda reads, args: reads.jobs.page(flt, after=args.after, first=args.first),
-            count=lambda reads: reads.jobs.count(flt),
+            total=self.job_count,
+            batched=lambda n: info.context.loaders.recipe_jobs_page.load((self.id, n)),
+            direct=lambda reads, args: reads.jobs.page(
+                RepoJobFilter(recipe_id=self.id), after=args.after, first=args.first
+            ),
             convert=Job.from_model,
         )
 
@@ -268,22 +270,22 @@ class Batch(relay.Node):
 
     @strawberry.field(description="Every batch of this chain, oldest first.")
     async def chain(self, info: Info) -> list[Batch]:
-        async with info.context.reads() as reads:
-            rows = await reads.batches.chain(self.model.root_batch_id or self.id)
+        rows = await info.context.loaders.chain.load(self.model.root_batch_id or self.id)
         return [Batch.from_model(r) for r in rows]
 
     @strawberry.field(description="Its recipes, by input index.")
     async def recipes(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Recipe]:
-        return await paginate(
+        return await nested_page(
             info,
             first=first,
             after=after,
-            page=lambda reads, args: reads.batches.recipes_page(
+            total=self.model.recipes_total,
+            batched=lambda n: info.context.loaders.recipes_page.load((self.id, n)),
+            direct=lambda reads, args: reads.batches.recipes_page(
                 self.id, after=args.after, first=args.first
             ),
-            count=lambda reads: reads.batches.recipe_count(self.id),
             convert=Recipe.from_model,
         )
 

@@ -396,7 +396,11 @@ async def test_nested_lists_cost_the_same_number_of_statements_at_any_size(
 ) -> None:
     query = """query($b: Int, $j: Int) { batches(first: $b) { edges { node { title
         jobs(first: $j) { edges { node { status taskType { name }
-            events(first: 5) { edges { node { eventId toStatus } } } } } } } } } }"""
+            events(first: 5) { edges { node { eventId toStatus } } } } } }
+        chain { title } counters { jobsTotal } metrics { node }
+        recipes(first: $j) { totalCount edges { node { inputIndex
+            jobs(first: 2) { totalCount edges { node { node recipe { inputIndex } } } } } } }
+    } } } }"""
 
     async def statements(b: int, j: int) -> int:
         sql_counter.statements.clear()
