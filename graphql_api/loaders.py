@@ -65,6 +65,9 @@ class Loaders:
                 [k[0] for k in keys], first=first
             ),
         )
+        self.completed_recipes: DataLoader[int, int] = load(
+            lambda s, ids: BatchRepository(s).completed_recipe_counts(ids)
+        )
         self.recipe: DataLoader[int, Recipe | None] = load(
             lambda s, ids: BatchRepository(s).get_recipes(ids)
         )

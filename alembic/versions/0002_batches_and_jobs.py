@@ -53,7 +53,6 @@ def upgrade() -> None:
         sa.Column("creation_cursor", sa.Integer(), nullable=False),
         sa.Column("recipes_estimated", sa.Integer(), nullable=False),
         sa.Column("recipes_total", sa.Integer(), nullable=False),
-        sa.Column("recipes_completed", sa.Integer(), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column(
             "created_at",
@@ -90,6 +89,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("superseded_batch_id", name=op.f("uq_batch_superseded_batch_id")),
     )
     op.create_index("ix_batch_root_batch_id_id", "batch", ["root_batch_id", "id"], unique=False)
+    op.create_index(
+        "uq_batch_current_per_chain",
+        "batch",
+        ["root_batch_id"],
+        unique=True,
+        postgresql_where=sa.text("NOT is_superseded"),
+    )
     op.create_index(
         "ix_batch_workspace_id_created_at", "batch", ["workspace_id", "created_at"], unique=False
     )
@@ -222,6 +228,13 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_job")),
         sa.UniqueConstraint("recipe_id", "node", name=op.f("uq_job_recipe_id_node")),
+    )
+    op.create_index(
+        "ix_recipe_completed",
+        "recipe",
+        ["batch_id"],
+        unique=False,
+        postgresql_where=sa.text("jobs_completed = job_count"),
     )
     op.create_index("ix_job_batch_id_id", "job", ["batch_id", "id"], unique=False)
     op.create_index("ix_job_batch_id_status", "job", ["batch_id", "status"], unique=False)

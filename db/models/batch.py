@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
@@ -34,6 +35,13 @@ class Batch(Base):
     __tablename__ = "batch"
     __table_args__ = (
         UniqueConstraint("superseded_batch_id"),
+        # Exactly one current (not superseded) batch per chain.
+        Index(
+            "uq_batch_current_per_chain",
+            "root_batch_id",
+            unique=True,
+            postgresql_where=text("NOT is_superseded"),
+        ),
         Index("ix_batch_root_batch_id_id", "root_batch_id", "id"),
         Index("ix_batch_workspace_id_created_at", "workspace_id", "created_at"),
         CheckConstraint("priority BETWEEN -1000 AND 1000", name="priority_range"),
@@ -61,7 +69,6 @@ class Batch(Base):
     creation_cursor: Mapped[int] = mapped_column(default=0)
     recipes_estimated: Mapped[int] = mapped_column(default=0)
     recipes_total: Mapped[int] = mapped_column(default=0)
-    recipes_completed: Mapped[int] = mapped_column(default=0)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     last_modified_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -118,7 +125,16 @@ class BatchItem(Base):
 
 class Recipe(Base):
     __tablename__ = "recipe"
-    __table_args__ = (UniqueConstraint("batch_id", "position"),)
+    __table_args__ = (
+        UniqueConstraint("batch_id", "position"),
+        # Completed recipes are counted, not kept in a counter on the hot batch row
+        # (which creation and cancellation lock): this index makes the count cheap.
+        Index(
+            "ix_recipe_completed",
+            "batch_id",
+            postgresql_where=text("jobs_completed = job_count"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id", ondelete="CASCADE"))

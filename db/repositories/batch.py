@@ -57,7 +57,7 @@ class BatchRepository:
     async def get(self, batch_id: int, *, for_update: bool = False) -> Batch | None:
         stmt = select(Batch).where(Batch.id == batch_id)
         if for_update:
-            stmt = stmt.with_for_update()
+            stmt = stmt.with_for_update(key_share=True)
         return await self._session.scalar(stmt)
 
     async def get_many(self, ids: Sequence[int]) -> list[Batch | None]:
@@ -69,7 +69,7 @@ class BatchRepository:
         """The one batch of a chain that is not superseded."""
         stmt = select(Batch).where(Batch.root_batch_id == root_id, Batch.is_superseded.is_(False))
         if for_update:
-            stmt = stmt.with_for_update()
+            stmt = stmt.with_for_update(key_share=True)
         return await self._session.scalar(stmt)
 
     async def next_batches(self, ids: Sequence[int]) -> list[Batch | None]:
@@ -129,13 +129,14 @@ class BatchRepository:
                 .values(**values)
             )
 
-    async def bump(self, batch_id: int, **deltas: int) -> None:
-        col = Batch.__table__.c
-        await self._session.execute(
-            update(Batch)
-            .where(Batch.id == batch_id)
-            .values(last_modified_at=func.now(), **{k: col[k] + v for k, v in deltas.items()})
+    async def completed_recipe_counts(self, batch_ids: Sequence[int]) -> list[int]:
+        rows = await self._session.execute(
+            select(Recipe.batch_id, func.count())
+            .where(Recipe.batch_id.in_(batch_ids), Recipe.jobs_completed == Recipe.job_count)
+            .group_by(Recipe.batch_id)
         )
+        found: dict[int, int] = {int(b): int(n) for b, n in rows}
+        return [found.get(i, 0) for i in batch_ids]
 
     # --- items and recipes ---------------------------------------------------
 
@@ -175,17 +176,13 @@ class BatchRepository:
                 update(Recipe).where(Recipe.id == recipe_id).values(job_count=n)
             )
 
-    async def complete_one_job(self, recipe_id: int) -> bool:
-        """Count a completed job; True when that completes the recipe."""
-        row = (
-            await self._session.execute(
-                update(Recipe)
-                .where(Recipe.id == recipe_id)
-                .values(jobs_completed=Recipe.jobs_completed + 1)
-                .returning(Recipe.jobs_completed, Recipe.job_count)
-            )
-        ).one()
-        return bool(row[0] == row[1])
+    async def complete_one_job(self, recipe_id: int) -> None:
+        """Count a completed job on its recipe (complete when all its jobs are)."""
+        await self._session.execute(
+            update(Recipe)
+            .where(Recipe.id == recipe_id)
+            .values(jobs_completed=Recipe.jobs_completed + 1)
+        )
 
     async def recipes_page(
         self, batch_id: int, *, after: SortKey | None, first: int

@@ -78,7 +78,7 @@ class JobRepository:
     async def get(self, job_id: int, *, for_update: bool = False) -> Job | None:
         stmt = select(Job).where(Job.id == job_id)
         if for_update:
-            stmt = stmt.with_for_update()
+            stmt = stmt.with_for_update(key_share=True)
         return await self._session.scalar(stmt)
 
     async def lock(self, ids: Sequence[int]) -> list[Job]:
@@ -86,7 +86,7 @@ class JobRepository:
         if not ids:
             return []
         rows = await self._session.scalars(
-            select(Job).where(Job.id.in_(ids)).order_by(Job.id).with_for_update()
+            select(Job).where(Job.id.in_(ids)).order_by(Job.id).with_for_update(key_share=True)
         )
         return list(rows)
 
@@ -100,6 +100,21 @@ class JobRepository:
             select(JobDependency.job_id).where(JobDependency.depends_on_id.in_(job_ids))
         )
         return sorted(set(rows))
+
+    async def dead_dependency_counts(self, job_ids: Sequence[int]) -> dict[int, int]:
+        """For each job, how many of its dependencies are FAILED or CANCELED."""
+        rows = await self._session.execute(
+            select(JobDependency.job_id, func.count())
+            .join(Job, Job.id == JobDependency.depends_on_id)
+            .where(
+                JobDependency.job_id.in_(job_ids),
+                Job.status.in_([JobStatus.FAILED, JobStatus.CANCELED]),
+            )
+            .group_by(JobDependency.job_id)
+        )
+        found = {job_id: 0 for job_id in job_ids}
+        found.update({j: int(n) for j, n in rows})
+        return found
 
     async def unfinished_dependency_counts(self, job_ids: Sequence[int]) -> dict[int, int]:
         """For each job, how many of its dependencies are not COMPLETED."""

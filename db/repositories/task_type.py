@@ -36,7 +36,7 @@ class TaskTypeRepository:
     async def get(self, task_type_id: int, *, for_update: bool = False) -> TaskType | None:
         stmt = select(TaskType).where(TaskType.id == task_type_id)
         if for_update:
-            stmt = stmt.with_for_update()
+            stmt = stmt.with_for_update(key_share=True)
         return await self._session.scalar(stmt)
 
     async def get_by_name(self, workspace_id: int, name: str) -> TaskType | None:

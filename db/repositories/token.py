@@ -24,7 +24,7 @@ class TokenRepository:
     async def get(self, token_id: int, *, for_update: bool = False) -> Token | None:
         stmt = select(Token).where(Token.id == token_id)
         if for_update:
-            stmt = stmt.with_for_update()
+            stmt = stmt.with_for_update(key_share=True)
         return await self._session.scalar(stmt)
 
     async def get_many(self, ids: Sequence[int]) -> list[Token | None]:

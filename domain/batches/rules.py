@@ -265,11 +265,14 @@ def find_cycle(nodes: Sequence[NodeSpec | PinnedNode]) -> list[str]:
 
 
 def topological(nodes: Sequence[PinnedNode]) -> list[PinnedNode]:
+    """Dependencies before dependants, otherwise in the given order (for a DAG)."""
     order: list[PinnedNode] = []
     placed: set[str] = set()
     remaining = list(nodes)
     while remaining:
         ready = [n for n in remaining if set(n.depends_on) <= placed]
+        if not ready:  # a cycle or an unknown dependency: checked elsewhere; never loop
+            return order + remaining
         order += ready
         placed |= {n.name for n in ready}
         remaining = [n for n in remaining if n.name not in placed]

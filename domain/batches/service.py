@@ -219,7 +219,11 @@ async def _validate_reprocessing(
         )
         return
     previous = await repos.batches.latest_in_chain(root.id, for_update=lock)
-    if previous is None:  # pragma: no cover - a chain always has its latest batch
+    if previous is None:
+        # We waited on the lock while another re-processing superseded that batch;
+        # the chain's current batch is now the one it created (still creating).
+        previous = await repos.batches.latest_in_chain(root.id, for_update=lock)
+    if previous is None:  # pragma: no cover - a chain always has its current batch
         raise NotFoundError(f"chain {root.id} has no current batch")
     found.previous_batch = previous
     if not previous.is_creation_done:
@@ -331,6 +335,10 @@ async def _pin(
             )
         )
         found.parameter_schemas[spec.name] = revision.parameters_schema
+    # Dependencies first: jobs get increasing ids along the DAG, so locking jobs in
+    # id order (as every transition does) also locks upstream before downstream.
+    if found.is_valid:
+        found.nodes = rules.topological(found.nodes)
 
 
 def _check_parameters(found: Validation) -> None:

@@ -14,7 +14,7 @@ from db.enums import JobStatus
 from db.models import Job
 from db.uow import UnitOfWork
 from domain.auth.rules import Actor, require_writer
-from domain.errors import NotFoundError
+from domain.errors import InvalidTransitionError, NotFoundError
 from domain.jobs.rules import ACTIVE, FINAL, Initiator, check_transition, seconds_between
 from domain.workspaces.service import can_read
 
@@ -75,8 +75,9 @@ async def _move(
             run=seconds_between(job.started_at, job.completed_at),
             job=seconds_between(job.created_at, job.completed_at),
         )
-        if await uow.batches.complete_one_job(job.recipe_id):
-            await uow.batches.bump(job.batch_id, recipes_completed=1)
+        # Never the batch row: creation and cancellation lock it first, and a
+        # transition writing it would deadlock against them.
+        await uow.batches.complete_one_job(job.recipe_id)
     await uow.jobs.add_events(
         [
             {
@@ -124,13 +125,16 @@ async def _cancel_dependents(uow: UnitOfWork, jobs: Sequence[Job], *, why: str) 
 
 
 async def _revive_dependents(uow: UnitOfWork, job_ids: Sequence[int]) -> None:
-    """After a retry: jobs canceled only because of it wait (BLOCKED) for it again."""
+    """After a retry: jobs canceled only because of it wait (BLOCKED) for it again —
+    unless another of their dependencies is still failed or canceled, in which case
+    they would wait forever, so they stay canceled."""
     frontier = list(job_ids)
     while frontier:
         dependents = await uow.jobs.lock(await uow.jobs.dependent_ids(frontier))
         frontier = []
+        dead = await uow.jobs.dead_dependency_counts([j.id for j in dependents])
         for job in dependents:
-            if job.status is JobStatus.CANCELED and job.canceled_by_dependency:
+            if job.status is JobStatus.CANCELED and job.canceled_by_dependency and not dead[job.id]:
                 await _move(
                     uow,
                     job,
@@ -170,6 +174,10 @@ async def retry_job(uow: UnitOfWork, *, job_id: int, actor: Actor | None) -> Job
     """Re-open a FAILED or CANCELED job as a new attempt (BLOCKED if it must wait)."""
     who = require_writer(actor)
     job = await get_visible(uow, job_id, actor, lock=True)
+    if (await uow.jobs.dead_dependency_counts([job.id]))[job.id]:
+        raise InvalidTransitionError(
+            f"Job {job_id} depends on a failed or canceled job: retry that one first"
+        )
     unfinished = await uow.jobs.unfinished_dependency_counts([job.id])
     target = JobStatus.BLOCKED if unfinished[job.id] else JobStatus.PENDING
     await _move(uow, job, target, initiator=Initiator.USER, reason=f"retried by {who.owner}")

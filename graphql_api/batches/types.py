@@ -241,7 +241,7 @@ class Batch(relay.Node):
             **sums,
             recipes_estimated=self.model.recipes_estimated,
             recipes_total=self.model.recipes_total,
-            recipes_completed=self.model.recipes_completed,
+            recipes_completed=await info.context.loaders.completed_recipes.load(self.id),
         )
 
     @strawberry.field(description="Per node (job name), in recipe order.")

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from db.enums import JobStatus, RerunMode
 from db.models import Batch, BatchNode, Job, JobEvent
+from db.repositories.batch import BatchRepository
 from db.session import Database
 from db.uow import UnitOfWork
 from domain.batches import service as batches
@@ -126,7 +127,8 @@ async def test_durations_and_recipe_completion(db: Database, batch: Batch) -> No
         )
     assert b is not None
     assert node is not None
-    assert b.recipes_completed == 1
+    async with db.read_session() as s:
+        assert await BatchRepository(s).completed_recipe_counts([batch.id]) == [1]
     assert node.run_seconds_count == 1
     assert node.job_seconds_count == 1
     assert node.run_seconds_min is not None
@@ -273,3 +275,100 @@ async def test_reprocessing_waits_for_creation_and_reports_the_diff(db: Database
     ]
     assert {w.name for w in plan.warnings} >= {"NODES_NOT_IN_RECIPE"}
     assert {r.nodes for r in plan.plan} == {("thumb",)}
+
+
+async def test_retry_does_not_revive_a_job_another_failed_dependency_still_blocks(
+    db: Database,
+) -> None:
+    await make_task_type(db, "step")
+    definition = {
+        "recipe": {
+            "nodes": [
+                # listed dependant-first: creation orders them by the DAG anyway
+                {"name": "c", "taskType": "step", "dependsOn": ["a", "b"]},
+                {"name": "a", "taskType": "step"},
+                {"name": "b", "taskType": "step"},
+            ]
+        },
+        "inputs": [{}],
+    }
+    batch = await make_batch(db, definition)
+    found = {n: j for (_, n), j in (await _jobs(db, batch.id)).items()}
+    assert found["a"].id < found["b"].id < found["c"].id  # ids follow the DAG
+    await move(db, found["a"].id, *RUN, (S.FAILED, Initiator.WORKER))
+    await move(db, found["b"].id, *RUN, (S.FAILED, Initiator.WORKER))
+    async with UnitOfWork(db.write_session) as uow:
+        await jobs.retry_job(uow, job_id=found["a"].id, actor=ADMIN)
+        await uow.commit()
+    after = {n: j for (_, n), j in (await _jobs(db, batch.id)).items()}
+    # b is still failed: c stays canceled instead of waiting forever.
+    assert (after["a"].status, after["c"].status) == (S.PENDING, S.CANCELED)
+    async with UnitOfWork(db.write_session) as uow:
+        with pytest.raises(InvalidTransitionError):
+            await jobs.retry_job(uow, job_id=found["c"].id, actor=ADMIN)
+    async with UnitOfWork(db.write_session) as uow:
+        await jobs.retry_job(uow, job_id=found["b"].id, actor=ADMIN)
+        await uow.commit()
+    # With no failed dependency left, retrying b revived c: it waits for a and b.
+    final = {n: j for (_, n), j in (await _jobs(db, batch.id)).items()}
+    assert final["c"].status is S.BLOCKED
+    await recount_matches(db, batch.id)
+
+
+async def test_completions_racing_creation_and_cancellation_do_not_deadlock(
+    db: Database,
+) -> None:
+    """Transitions never write the batch row, which creation and cancellation lock."""
+    await make_task_type(db, "resize", parameters_schema=RESIZE_SCHEMA)
+    await make_task_type(db, "thumb")
+    items = [{"url": "u", "width": 1}] * 30
+    batch = await make_batch(
+        db, {"recipe": {"nodes": [{"name": "resize", "taskType": "resize"}]}, "inputs": items}
+    )
+    ids = sorted(j.id for j in (await _jobs(db, batch.id)).values())
+
+    async def complete(job_id: int) -> None:
+        await move(db, job_id, *RUN, (S.COMPLETED, Initiator.WORKER))
+
+    async def cancel() -> None:
+        await asyncio.sleep(0.01)
+        async with UnitOfWork(db.write_session) as uow:
+            await batches.cancel_batch(uow, batch_id=batch.id, reason=None, actor=ADMIN)
+            await uow.commit()
+
+    results = await asyncio.wait_for(
+        asyncio.gather(*(complete(i) for i in ids[:20]), cancel(), return_exceptions=True), 30
+    )
+    unexpected = [
+        r for r in results if isinstance(r, Exception) and not isinstance(r, InvalidTransitionError)
+    ]
+    assert unexpected == []  # lost races are INVALID_TRANSITION, never a deadlock
+    await recount_matches(db, batch.id)
+
+
+async def test_two_concurrent_reprocessings_one_wins_the_other_waits(db: Database) -> None:
+    await make_task_type(db, "resize", parameters_schema=RESIZE_SCHEMA)
+    await make_task_type(db, "thumb")
+    first = await make_batch(db, two_node_definition(ITEMS))
+
+    async def reprocess() -> str:
+        try:
+            await make_batch(
+                db,
+                None,
+                previous=batches.PreviousBatch(root_batch_id=first.id),
+                finish_creation=False,
+            )
+        except batches.InvalidBatchError as exc:
+            return exc.validation.errors[0].name
+        return "created"
+
+    outcomes = sorted(await asyncio.gather(reprocess(), reprocess()))
+    assert outcomes == ["PREV_BATCH_STILL_CREATING", "created"]
+    async with db.read_session() as s:
+        current = list(
+            await s.scalars(
+                select(Batch).where(Batch.root_batch_id == first.id, Batch.is_superseded.is_(False))
+            )
+        )
+    assert len(current) == 1
