@@ -73,12 +73,17 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
         try:
-            return await super().parse_http_body(request)
+            parsed = await super().parse_http_body(request)
         except (AttributeError, TypeError) as exc:
             # strawberry assumes a JSON object (or list of them) and crashes otherwise
             raise HTTPException(
                 400, "The request body must be a JSON object, or a list of them"
             ) from exc
+        for operation in parsed if isinstance(parsed, list) else [parsed]:
+            if _has_nul(operation.query) or _has_nul(operation.variables):
+                # PostgreSQL text and JSONB cannot hold NUL: refuse it at the door.
+                raise HTTPException(400, "NUL characters (\\u0000) are not accepted")
+        return parsed
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         context = Context(
@@ -171,3 +176,13 @@ def bearer_secret(header: str | None) -> str | None:
     if scheme.lower() != "bearer" or not value.strip():
         raise ValueError("Authorization must be 'Bearer <token>'")
     return value.strip()
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value or "\\u0000" in value.lower()
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False

@@ -82,13 +82,16 @@ class JobRepository:
         return await self._session.scalar(stmt)
 
     async def lock(self, ids: Sequence[int]) -> list[Job]:
-        """Lock jobs in id order (a fixed order, so two transactions never deadlock)."""
-        if not ids:
-            return []
-        rows = await self._session.scalars(
-            select(Job).where(Job.id.in_(ids)).order_by(Job.id).with_for_update(key_share=True)
-        )
-        return list(rows)
+        """Lock jobs in id order (a fixed order, so two transactions never deadlock).
+
+        In slices: PostgreSQL takes at most 32,767 parameters per statement.
+        """
+        found: list[Job] = []
+        for part in _slices(sorted(set(ids))):
+            found += await self._session.scalars(
+                select(Job).where(Job.id.in_(part)).order_by(Job.id).with_for_update(key_share=True)
+            )
+        return found
 
     async def get_many(self, ids: Sequence[int]) -> list[Job | None]:
         rows = await self._session.scalars(select(Job).where(Job.id.in_(ids)))
@@ -96,10 +99,14 @@ class JobRepository:
         return [by_id.get(i) for i in ids]
 
     async def dependent_ids(self, job_ids: Sequence[int]) -> list[int]:
-        rows = await self._session.scalars(
-            select(JobDependency.job_id).where(JobDependency.depends_on_id.in_(job_ids))
-        )
-        return sorted(set(rows))
+        found: set[int] = set()
+        for part in _slices(job_ids):
+            found.update(
+                await self._session.scalars(
+                    select(JobDependency.job_id).where(JobDependency.depends_on_id.in_(part))
+                )
+            )
+        return sorted(found)
 
     async def dead_dependency_counts(self, job_ids: Sequence[int]) -> dict[int, int]:
         """For each job, how many of its dependencies are FAILED or CANCELED."""
@@ -286,6 +293,11 @@ class JobRepository:
 
 
 T = TypeVar("T")
+SLICE = 10_000
+
+
+def _slices(ids: Sequence[int]) -> list[Sequence[int]]:
+    return [ids[i : i + SLICE] for i in range(0, len(ids), SLICE)]
 
 
 def _pages(

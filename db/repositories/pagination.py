@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import BigInteger, Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.errors import InvalidCursorError
@@ -73,5 +73,9 @@ def _check_cursor(after: SortKey, key: Sequence[Any]) -> SortKey:
                 raise InvalidCursorError("the cursor does not belong to this list") from exc
         if type(value) is not wanted:
             raise InvalidCursorError("the cursor does not belong to this list")
+        if isinstance(value, int):
+            bound = 2**63 if isinstance(column.type, BigInteger) else 2**31
+            if not -bound <= value < bound:
+                raise InvalidCursorError("the cursor does not belong to this list")
         values.append(value)
     return tuple(values)

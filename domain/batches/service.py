@@ -460,7 +460,15 @@ async def create_chunk(
     recipes and jobs are a second guard.
     """
     batch = await uow.batches.get(batch_id, for_update=True)
-    if batch is None or batch.is_creation_done or batch.creation_cursor != cursor:
+    if batch is None or batch.is_creation_done:
+        return ChunkOutcome(0, 0, None)
+    if batch.creation_cursor != cursor:
+        # A redelivered message: this chunk was committed, but the worker may have died
+        # before sending the next one. Send it (again): a duplicate finds the cursor
+        # moved on and does nothing, so creation can never stall here.
+        ahead = batch.creation_cursor
+        if cursor < ahead:
+            uow.after_commit(lambda: dispatcher.send(CREATE_CHUNK, batch_id, ahead))
         return ChunkOutcome(0, 0, None)
     items = (
         []

@@ -151,3 +151,38 @@ async def test_full_introspection_has_no_errors(client: httpx.AsyncClient) -> No
     assert "errors" not in body, body.get("errors")
     assert response.status_code == 200
     assert body["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": 'mutation { createWorkspace(input: {name: "a\\u0000b"}) { __typename } }'},
+        {
+            "query": "query($t: String!) { taskType(name: $t) { id } }",
+            "variables": {"t": "x\u0000"},
+        },
+        {
+            "query": "query($f: JobFilter) { jobs(filter: $f) { totalCount } }",
+            "variables": {"f": {"node": "\u0000"}},
+        },
+    ],
+)
+async def test_nul_characters_are_refused_not_crashed_on(
+    client: httpx.AsyncClient, db: Database, body: dict[str, object]
+) -> None:
+    response = await client.post("/graphql", json=body)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+async def test_forged_cursors_out_of_range_are_bad_requests(client: httpx.AsyncClient) -> None:
+    import base64
+    import json
+
+    for value in (2**63, 2**70, -(2**64)):
+        cursor = base64.urlsafe_b64encode(json.dumps([value]).encode()).decode().rstrip("=")
+        response = await client.post(
+            "/graphql", json={"query": f'{{ jobs(after: "{cursor}") {{ totalCount }} }}'}
+        )
+        assert response.status_code == 400, value
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
