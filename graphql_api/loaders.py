@@ -78,6 +78,12 @@ class Loaders:
         self.dependents: DataLoader[int, list[int]] = load(
             lambda s, ids: JobRepository(s).related(ids, dependents=True)
         )
+        self.queue: DataLoader[tuple[int, int], list[Job]] = self._grouped(
+            group=lambda key: key[1],
+            fetch=lambda s, first, keys: JobRepository(s).waiting(
+                [k[0] for k in keys], first=first
+            ),
+        )
         self.event_count: DataLoader[int, int] = load(
             lambda s, ids: JobRepository(s).event_counts(ids)
         )

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -150,6 +150,17 @@ class JobRepository:
             grouped[me].append(other)
         return [grouped[i] for i in job_ids]
 
+    async def set_priority_of_waiting(self, batch_id: int, priority: int) -> None:
+        """Jobs not yet running take the batch's new priority (dispatch orders by it)."""
+        await self._session.execute(
+            update(Job)
+            .where(
+                Job.batch_id == batch_id,
+                Job.status.in_([JobStatus.PENDING, JobStatus.BLOCKED, JobStatus.QUEUED]),
+            )
+            .values(priority=priority)
+        )
+
     async def active_ids_in_batch(self, batch_id: int) -> list[int]:
         rows = await self._session.scalars(
             select(Job.id)
@@ -172,22 +183,40 @@ class JobRepository:
             found.setdefault(recipe_id, {})[node] = status
         return found
 
-    async def waiting(self, task_type_id: int, *, first: int) -> list[Job]:
-        """The oldest waiting (PENDING or QUEUED) jobs of a task type, any revision.
+    async def waiting(self, task_type_ids: Sequence[int], *, first: int) -> list[list[Job]]:
+        """Per task type (any revision), its oldest waiting (PENDING or QUEUED) jobs.
 
-        Sorted in the database, then cut (TopChef cut first, then sorted).
+        Sorted in the database, then cut (TopChef cut first, then sorted); one
+        statement for all the task types (for DataLoaders).
         """
-        rows = await self._session.scalars(
-            select(Job)
+        ranked = (
+            select(
+                Job,
+                TaskTypeRevision.task_type_id.label("task_type_id"),
+                func.row_number()
+                .over(
+                    partition_by=TaskTypeRevision.task_type_id,
+                    order_by=(Job.created_at, Job.id),
+                )
+                .label("n"),
+            )
             .join(TaskTypeRevision, TaskTypeRevision.id == Job.task_type_revision_id)
             .where(
-                TaskTypeRevision.task_type_id == task_type_id,
+                TaskTypeRevision.task_type_id.in_(task_type_ids),
                 Job.status.in_([JobStatus.PENDING, JobStatus.QUEUED]),
             )
-            .order_by(Job.created_at, Job.id)
-            .limit(first)
+            .subquery()
         )
-        return list(rows)
+        job = aliased(Job, ranked)
+        rows = await self._session.execute(
+            select(job, ranked.c.task_type_id)
+            .where(ranked.c.n <= first)
+            .order_by(ranked.c.task_type_id, ranked.c.n)
+        )
+        grouped: dict[int, list[Job]] = {i: [] for i in task_type_ids}
+        for found, task_type_id in rows:
+            grouped[task_type_id].append(found)
+        return [grouped[i] for i in task_type_ids]
 
     def _listing(self, flt: JobFilter) -> Select[Job]:
         stmt = select(Job)

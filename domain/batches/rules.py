@@ -356,17 +356,16 @@ def diff_recipes(previous: Sequence[PinnedNode], current: Sequence[PinnedNode]) 
     return diffs
 
 
-def mismatched(diffs: Iterable[NodeDiff], previous: Sequence[PinnedNode]) -> list[str]:
-    """Why a new recipe cannot re-process the previous one (a node changed task type, or
-    no node is shared)."""
+def mismatched(previous: Sequence[PinnedNode], current: Sequence[PinnedNode]) -> list[str]:
+    """Why a new recipe cannot re-process the previous one (a node now runs another
+    task type, or no node is shared)."""
+    before = {n.name: n for n in previous}
     problems = [
-        f"node {d.node!r}: {d.reasons[0]}"
-        for d in diffs
-        if d.status is DiffStatus.CHANGED
-        and d.reasons[0].startswith("task type ")
-        and "revision" not in d.reasons[0]
+        f"node {n.name!r}: task type {before[n.name].task_type} → {n.task_type}"
+        for n in current
+        if n.name in before and before[n.name].task_type_id != n.task_type_id
     ]
-    shared = [d for d in diffs if d.status in (DiffStatus.CHANGED, DiffStatus.UNCHANGED)]
+    shared = [n for n in current if n.name in before]
     if previous and not shared:
         problems.append("the new recipe shares no node with the previous batch's")
     return problems

@@ -242,7 +242,7 @@ async def _validate_reprocessing(
     if not found.is_valid:
         return
     found.diff = rules.diff_recipes(before, found.nodes)
-    for problem in rules.mismatched(found.diff, before):
+    for problem in rules.mismatched(before, found.nodes):
         found.errors.append(Issue(IssueName.MISMATCHED_RECIPE, problem, "$.recipe"))
     unknown = set(previous_spec.nodes) - {n.name for n in found.nodes}
     if unknown:
@@ -596,6 +596,8 @@ async def edit_batch(
         )
     batch.title = merged.title.strip()
     batch.description = merged.description
+    if merged.priority != batch.priority:
+        await uow.jobs.set_priority_of_waiting(batch.id, merged.priority)
     batch.priority = merged.priority
     batch.max_parallel_jobs = merged.max_parallel_jobs
     batch.last_modified_at = datetime.now(UTC)
@@ -638,7 +640,20 @@ async def reprocess_batch(
 ) -> Created:
     """createBatch with previousBatch, titled like the chain's latest batch by default."""
     require_writer(actor)
-    root = await get_visible(uow, root_batch_id, actor)
+    try:
+        root = await get_visible(uow, root_batch_id, actor)
+    except NotFoundError as exc:  # the same answer createBatch gives
+        raise InvalidBatchError(
+            Validation(
+                errors=[
+                    Issue(
+                        IssueName.PREV_BATCH_NOT_FOUND,
+                        f"no chain has root batch {root_batch_id}",
+                        "$.rootBatch",
+                    )
+                ]
+            )
+        ) from exc
     workspace = await uow.workspaces.get_many([root.workspace_id])
     latest = await uow.batches.latest_in_chain(root.id) or root
     spec = BatchSpec(

@@ -167,8 +167,7 @@ class TaskType(relay.Node):
         args = page_args(
             first, None, default=20, maximum=info.context.settings.limits.max_page_size
         )
-        async with info.context.reads() as reads:
-            rows = await reads.jobs.waiting(self.id, first=args.first)
+        rows = await info.context.loaders.queue.load((self.id, args.first))
         return [Job.from_model(r) for r in rows]
 
     @strawberry.field(description="All revisions, oldest first.")

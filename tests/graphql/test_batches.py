@@ -454,3 +454,20 @@ async def test_task_type_queue_lists_the_oldest_waiting_jobs(
     # taskType is nullable: partial data (null), so 200 with the coded error.
     assert response.json()["data"] == {"taskType": None}
     assert response.json()["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+
+
+async def test_queues_of_a_task_type_list_load_together(
+    api: Api, db: Database, writer: str, sql_counter: StatementCounter
+) -> None:
+    await make_batch(db, two_node_definition(ITEMS))
+    for i in range(5):
+        await make_task_type(db, f"extra-{i}")
+    await api.data("{ viewer { owner } }", token=writer)
+    sql_counter.statements.clear()
+    data = await api.data(
+        "{ taskTypes { edges { node { name queue(first: 2) { id } } } } }", token=writer
+    )
+    queues = {e["node"]["name"]: len(e["node"]["queue"]) for e in data["taskTypes"]["edges"]}
+    assert queues["resize"] == 2
+    assert queues["thumb"] == 0
+    assert sql_counter.count == 3  # auth, the page, every queue at once

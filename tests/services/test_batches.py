@@ -351,3 +351,47 @@ async def test_cancel_batch_cancels_every_unfinished_job_once(
     async with UnitOfWork(db.write_session) as uow:
         with pytest.raises(InvalidTransitionError):
             await batches.cancel_batch(uow, batch_id=batch.id, reason=None, actor=ADMIN)
+
+
+async def test_a_new_priority_reaches_the_jobs_still_waiting(
+    db: Database, task_types: None
+) -> None:
+    batch = await make_batch(db, two_node_definition(ITEMS))
+    async with UnitOfWork(db.write_session) as uow:
+        await batches.edit_batch(
+            uow, batch_id=batch.id, edit=batches.BatchEdit(priority=42), actor=ADMIN
+        )
+        await uow.commit()
+    async with db.read_session() as s:
+        priorities = set(await s.scalars(select(Job.priority).where(Job.batch_id == batch.id)))
+    assert priorities == {42}
+
+
+async def test_a_node_that_changes_task_type_is_a_mismatched_recipe(
+    db: Database, task_types: None
+) -> None:
+    first = await make_batch(db, two_node_definition(ITEMS))
+    swapped = {"recipe": {"nodes": [{"name": "resize", "taskType": "thumb"}]}}
+    with pytest.raises(batches.InvalidBatchError) as refused:
+        await make_batch(db, swapped, previous=batches.PreviousBatch(root_batch_id=first.id))
+    assert [e.name for e in refused.value.validation.errors] == ["MISMATCHED_RECIPE"]
+
+
+async def test_reprocessing_an_unknown_chain_is_prev_batch_not_found(
+    db: Database, task_types: None
+) -> None:
+    async with UnitOfWork(db.write_session) as uow:
+        with pytest.raises(batches.InvalidBatchError) as refused:
+            await batches.reprocess_batch(
+                uow,
+                root_batch_id=987654,
+                rerun=batches.RerunMode.ALL,
+                nodes=(),
+                title=None,
+                description="",
+                recipe=None,
+                priority=0,
+                actor=ADMIN,
+                dispatcher=RecordingDispatcher(),
+            )
+    assert [e.name for e in refused.value.validation.errors] == ["PREV_BATCH_NOT_FOUND"]
