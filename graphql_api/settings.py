@@ -47,7 +47,8 @@ class Limits:
     max_aliases: int = 30
     max_tokens: int = 5_000
     max_batch_operations: int = 10
-    max_body_bytes: int = 1_048_576
+    # Room for a batch of 100,000 input items of ~150 bytes each.
+    max_body_bytes: int = 16 * 1_048_576
     default_page_size: int = 20
     max_page_size: int = 100
 

@@ -394,15 +394,16 @@ def nodes_to_run(
 ) -> set[str]:
     """Which nodes of one re-processed recipe run again; the others keep their results.
 
-    ALL: every node. FAILED: the nodes that did not complete last time. NODES: the
-    forced nodes. In every mode, NEW and CHANGED nodes (``always``) run too, and so
-    does everything downstream of what runs.
+    ALL: every node. FAILED: the nodes that did not complete last time (a node the
+    previous batch did not run at all kept its earlier result, so it is not one of
+    them). NODES: the forced nodes. In every mode, NEW and CHANGED nodes (``always``)
+    run too, and so does everything downstream of what runs.
     """
     names = {n.name for n in nodes}
     if mode is RerunMode.ALL:
         return names
     if mode is RerunMode.FAILED:
-        start = {n for n in names if previous_statuses.get(n) != "COMPLETED"}
+        start = {n for n in names if previous_statuses.get(n, "COMPLETED") != "COMPLETED"}
     else:
         start = set(forced) & names
     return downstream(nodes, start | (set(always) & names))

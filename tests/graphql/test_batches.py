@@ -471,3 +471,16 @@ async def test_queues_of_a_task_type_list_load_together(
     assert queues["resize"] == 2
     assert queues["thumb"] == 0
     assert sql_counter.count == 3  # auth, the page, every queue at once
+
+
+async def test_a_definition_cannot_be_edited(api: Api, db: Database, writer: str) -> None:
+    batch = await make_batch(db, two_node_definition(ITEMS))
+    before = await row_counts(db)
+    status, errors = await api.errors(
+        """mutation($id: ID!) { editBatch(input: {batch: $id, definition: {inputs: []}}) {
+        __typename } }""",
+        {"id": gid("Batch", batch.id)},
+        token=writer,
+    )
+    assert (status, errors[0]["extensions"]["code"]) == (400, "BAD_REQUEST")
+    assert await row_counts(db) == before

@@ -99,9 +99,12 @@ async def test_readme_walkthrough_runs_as_written(
         "title": "Resize March (urgent)",
         "priority": 50,
     }
-    dry = results["ReprocessBatch"]["reprocessBatch"]
-    assert dry["__typename"] == "BatchDryRun"
-    assert dry["validation"]["plannedRecipes"] == 2
+    again = results["ReprocessBatch"]["reprocessBatch"]
+    assert again["__typename"] == "BatchCreated"
+    assert again["batch"]["supersededBatch"] == {"id": variables["batch"]}
+    assert again["batch"]["rootBatch"] == {"id": variables["batch"]}
+    assert again["validation"]["plannedRecipes"] == 2
+    assert again["validation"]["previousBatch"] == {"isSuperseded": True}
     assert results["CancelBatch"]["cancelBatch"]["canceledJobs"] == 2
     demo_chain = results["DemoChain"]["batches"]["edges"]
     assert [e["node"]["isSuperseded"] for e in demo_chain] == [True, False]
