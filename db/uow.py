@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,18 +20,29 @@ log = logging.getLogger(__name__)
 AfterCommit = Callable[[], Awaitable[None]]
 
 
+class Sender(Protocol):
+    """Where messages go after a commit (the domain's Dispatcher port fits)."""
+
+    async def send(self, actor_name: str, *args: Any, delay_ms: int | None = None) -> None: ...
+
+
 class UnitOfWork:
     """Owns one write session. Nothing is committed unless ``commit()`` is called.
 
-    Callbacks registered with ``after_commit`` run only once the commit has
-    succeeded (to send broker messages for rows that now exist); they are
-    dropped on rollback.
+    Messages (``send_after_commit``) and callbacks (``after_commit``) go out only
+    once the commit has succeeded, for rows that now exist; they are dropped on
+    rollback. A message that cannot be sent is recovered from the database by
+    the reconcilers (the database is the truth about jobs).
     """
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, dispatcher: Sender | None = None
+    ) -> None:
         self._sessionmaker = sessionmaker
         self._session: AsyncSession | None = None
         self._after_commit: list[AfterCommit] = []
+        self._outbox: list[tuple[str, tuple[Any, ...], int | None]] = []
+        self._dispatcher = dispatcher
 
     async def __aenter__(self) -> UnitOfWork:
         self._session = self._sessionmaker()
@@ -54,6 +66,7 @@ class UnitOfWork:
         finally:
             await session.close()
             self._after_commit.clear()
+            self._outbox.clear()
 
     @property
     def session(self) -> AsyncSession:
@@ -64,9 +77,13 @@ class UnitOfWork:
     def after_commit(self, callback: AfterCommit) -> None:
         self._after_commit.append(callback)
 
+    def send_after_commit(self, actor_name: str, *args: Any, delay_ms: int | None = None) -> None:
+        self._outbox.append((actor_name, args, delay_ms))
+
     async def commit(self) -> None:
         await self.session.commit()
         callbacks, self._after_commit = self._after_commit, []
+        outbox, self._outbox = self._outbox, []
         for callback in callbacks:
             try:
                 await callback()
@@ -74,3 +91,12 @@ class UnitOfWork:
                 # The commit stands; whatever the callback announced is recovered
                 # from the database by the reconcilers.
                 log.exception("after-commit callback failed")
+        if outbox and self._dispatcher is None:
+            log.debug("no dispatcher: %d messages not sent", len(outbox))
+            return
+        for actor_name, args, delay_ms in outbox:
+            try:
+                assert self._dispatcher is not None
+                await self._dispatcher.send(actor_name, *args, delay_ms=delay_ms)
+            except Exception:
+                log.exception("sending %s%r after commit failed", actor_name, args)

@@ -50,7 +50,7 @@ class Context:
     _extra: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.db.write_session)
+        return UnitOfWork(self.db.write_session, dispatcher=self.dispatcher)
 
     @asynccontextmanager
     async def reads(self) -> AsyncIterator[Reads]:

@@ -16,7 +16,7 @@ class DramatiqDispatcher:
         self._broker = broker
         self._queue_name = queue_name
 
-    async def send(self, actor_name: str, *args: JSONScalar) -> None:
+    async def send(self, actor_name: str, *args: JSONScalar, delay_ms: int | None = None) -> None:
         message: Message[object] = Message(
             queue_name=self._queue_name,
             actor_name=actor_name,
@@ -25,7 +25,7 @@ class DramatiqDispatcher:
             options={},
         )
         # Broker I/O is blocking; keep it off the event loop.
-        await asyncio.to_thread(self._broker.enqueue, message)
+        await asyncio.to_thread(self._broker.enqueue, message, delay=delay_ms)
 
     async def ping(self) -> None:
         await asyncio.to_thread(ping, self._broker)

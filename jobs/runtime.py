@@ -53,7 +53,7 @@ def use_dispatcher(found: Dispatcher | None) -> None:
 
 
 def unit_of_work() -> UnitOfWork:
-    return UnitOfWork(database().write_session)
+    return UnitOfWork(database().write_session, dispatcher=dispatcher())
 
 
 async def dispose() -> None:

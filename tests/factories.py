@@ -92,7 +92,7 @@ class RecordingDispatcher:
     def __init__(self) -> None:
         self.sent: list[tuple[str, tuple[object, ...]]] = []
 
-    async def send(self, actor_name: str, *args: object) -> None:
+    async def send(self, actor_name: str, *args: object, delay_ms: int | None = None) -> None:
         self.sent.append((actor_name, args))
 
     async def ping(self) -> None:
@@ -136,14 +136,13 @@ async def make_batch(
     from domain.batches import service as batches
 
     dispatcher = RecordingDispatcher()
-    async with UnitOfWork(db.write_session) as uow:
+    async with UnitOfWork(db.write_session, dispatcher=dispatcher) as uow:
         created = await batches.create_batch(
             uow,
             spec=batches.BatchSpec(
                 workspace="default", title=title, definition=definition, previous=previous
             ),
             actor=ADMIN,
-            dispatcher=dispatcher,
         )
         await uow.commit()
     assert created.batch is not None
@@ -160,9 +159,7 @@ async def run_creation(db: Database, batch_id: int, cursor: int = 0) -> int:
     next_cursor: int | None = cursor
     while next_cursor is not None:
         async with UnitOfWork(db.write_session) as uow:
-            outcome = await batches.create_chunk(
-                uow, batch_id=batch_id, cursor=next_cursor, dispatcher=RecordingDispatcher()
-            )
+            outcome = await batches.create_chunk(uow, batch_id=batch_id, cursor=next_cursor)
             await uow.commit()
         next_cursor = outcome.next_cursor
         chunks += 1

@@ -39,7 +39,6 @@ from domain.errors import (
     Violation,
 )
 from domain.jobs import service as jobs
-from domain.ports import Dispatcher
 from domain.workspaces.service import can_read, get_readable
 
 CREATE_CHUNK = "batches.create_chunk"
@@ -381,7 +380,6 @@ async def create_batch(
     *,
     spec: BatchSpec,
     actor: Actor | None,
-    dispatcher: Dispatcher,
     dry_run: bool = False,
 ) -> Created:
     """Validate, supersede the chain's latest batch (re-processing), and store the batch,
@@ -438,7 +436,7 @@ async def create_batch(
         ]
     )
     batch_id = batch.id
-    uow.after_commit(lambda: dispatcher.send(CREATE_CHUNK, batch_id, 0))
+    uow.send_after_commit(CREATE_CHUNK, batch_id, 0)
     return Created(batch=batch, validation=validation)
 
 
@@ -449,9 +447,7 @@ class ChunkOutcome:
     next_cursor: int | None  # None: creation is done (or nothing was to be done)
 
 
-async def create_chunk(
-    uow: UnitOfWork, *, batch_id: int, cursor: int, dispatcher: Dispatcher
-) -> ChunkOutcome:
+async def create_chunk(uow: UnitOfWork, *, batch_id: int, cursor: int) -> ChunkOutcome:
     """Create the recipes and jobs for input items ``cursor … cursor+CHUNK_SIZE-1``.
 
     Idempotent: the batch row is locked and its cursor moves in the same
@@ -468,7 +464,7 @@ async def create_chunk(
         # moved on and does nothing, so creation can never stall here.
         ahead = batch.creation_cursor
         if cursor < ahead:
-            uow.after_commit(lambda: dispatcher.send(CREATE_CHUNK, batch_id, ahead))
+            uow.send_after_commit(CREATE_CHUNK, batch_id, ahead)
         return ChunkOutcome(0, 0, None)
     items = (
         []
@@ -550,7 +546,7 @@ async def create_chunk(
     await uow.batches.flush()
     next_cursor = None if done else batch.creation_cursor
     if next_cursor is not None:
-        uow.after_commit(lambda: dispatcher.send(CREATE_CHUNK, batch_id, next_cursor))
+        uow.send_after_commit(CREATE_CHUNK, batch_id, next_cursor)
     return ChunkOutcome(len(items), len(created), next_cursor)
 
 
@@ -635,7 +631,6 @@ async def reprocess_batch(
     recipe: JSON | None,
     priority: int,
     actor: Actor | None,
-    dispatcher: Dispatcher,
     dry_run: bool = False,
 ) -> Created:
     """createBatch with previousBatch, titled like the chain's latest batch by default."""
@@ -666,4 +661,4 @@ async def reprocess_batch(
         cache_policy=latest.cache_policy,
         max_parallel_jobs=latest.max_parallel_jobs,
     )
-    return await create_batch(uow, spec=spec, actor=actor, dispatcher=dispatcher, dry_run=dry_run)
+    return await create_batch(uow, spec=spec, actor=actor, dry_run=dry_run)

@@ -17,7 +17,6 @@ from domain.auth.rules import Actor
 from domain.batches import service as batches
 from domain.jobs import service as jobs
 from domain.jobs.rules import Initiator
-from domain.ports import Dispatcher
 from domain.tasktypes import service as tasktypes
 from domain.tasktypes.rules import RevisionFields
 from domain.workspaces import service as workspaces
@@ -32,16 +31,6 @@ class DemoResult:
     created: bool
     first_batch_id: int | None = None
     second_batch_id: int | None = None
-
-
-class _NoDispatch:
-    """The demo creates recipes and jobs in-process; nothing is sent to the broker."""
-
-    async def send(self, actor_name: str, *args: object) -> None:
-        return None
-
-    async def ping(self) -> None:
-        return None
 
 
 async def seed_demo(units: Callable[[], UnitOfWork], *, actor: Actor) -> DemoResult:
@@ -122,18 +111,16 @@ async def seed_demo(units: Callable[[], UnitOfWork], *, actor: Actor) -> DemoRes
 
 
 async def _create(units: Callable[[], UnitOfWork], actor: Actor, spec: batches.BatchSpec) -> int:
-    dispatcher: Dispatcher = _NoDispatch()
+    # The demo creates recipes and jobs in-process: its units of work send nothing.
     async with units() as uow:
-        created = await batches.create_batch(uow, spec=spec, actor=actor, dispatcher=dispatcher)
+        created = await batches.create_batch(uow, spec=spec, actor=actor)
         await uow.commit()
     assert created.batch is not None
     batch_id = created.batch.id
     cursor: int | None = 0
     while cursor is not None:
         async with units() as uow:
-            outcome = await batches.create_chunk(
-                uow, batch_id=batch_id, cursor=cursor, dispatcher=dispatcher
-            )
+            outcome = await batches.create_chunk(uow, batch_id=batch_id, cursor=cursor)
             await uow.commit()
         cursor = outcome.next_cursor
     return batch_id

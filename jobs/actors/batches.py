@@ -6,7 +6,7 @@ import logging
 
 from domain.batches import service
 from domain.errors import DomainError
-from jobs.runtime import dispatcher, unit_of_work
+from jobs.runtime import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -15,9 +15,7 @@ async def create_chunk(batch_id: int, cursor: int) -> None:
     """One chunk, then (after commit) the message for the next. Idempotent (see service)."""
     async with unit_of_work() as uow:
         try:
-            outcome = await service.create_chunk(
-                uow, batch_id=batch_id, cursor=cursor, dispatcher=dispatcher()
-            )
+            outcome = await service.create_chunk(uow, batch_id=batch_id, cursor=cursor)
         except DomainError as exc:
             log.warning("batches.create_chunk(%s, %s) refused: %s", batch_id, cursor, exc.message)
             return

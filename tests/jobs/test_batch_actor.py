@@ -95,14 +95,13 @@ async def test_a_worker_creates_a_large_batch_through_the_broker(
         from tests.factories import ADMIN
 
         items = [{"url": f"u{i}", "width": 1} for i in range(2 * CHUNK_SIZE + 100)]
-        async with UnitOfWork(db.write_session) as uow:
+        async with UnitOfWork(db.write_session, dispatcher=DramatiqDispatcher(broker)) as uow:
             created = await batches.create_batch(
                 uow,
                 spec=batches.BatchSpec(
                     workspace="default", title="big", definition=two_node_definition(items)
                 ),
                 actor=ADMIN,
-                dispatcher=DramatiqDispatcher(broker),
             )
             await uow.commit()
         assert created.batch is not None

@@ -184,14 +184,13 @@ async def test_invalid_creation_writes_nothing(db: Database, task_types: None) -
 async def test_dry_run_writes_nothing_and_returns_the_plan(db: Database, task_types: None) -> None:
     before = await row_counts(db)
     dispatcher = RecordingDispatcher()
-    async with UnitOfWork(db.write_session) as uow:
+    async with UnitOfWork(db.write_session, dispatcher=dispatcher) as uow:
         created = await batches.create_batch(
             uow,
             spec=batches.BatchSpec(
                 workspace="default", title="t", definition=two_node_definition(ITEMS)
             ),
             actor=ADMIN,
-            dispatcher=dispatcher,
             dry_run=True,
         )
         await uow.commit()
@@ -244,14 +243,13 @@ async def test_creation_in_chunks_makes_every_recipe_and_job_once(
 ) -> None:
     items = [{"url": f"u{i}", "width": 1} for i in range(CHUNK_SIZE + 5)]
     dispatcher = RecordingDispatcher()
-    async with UnitOfWork(db.write_session) as uow:
+    async with UnitOfWork(db.write_session, dispatcher=dispatcher) as uow:
         created = await batches.create_batch(
             uow,
             spec=batches.BatchSpec(
                 workspace="default", title="big", definition=two_node_definition(items)
             ),
             actor=ADMIN,
-            dispatcher=dispatcher,
         )
         assert dispatcher.sent == []  # nothing is sent before the commit
         await uow.commit()
@@ -392,6 +390,5 @@ async def test_reprocessing_an_unknown_chain_is_prev_batch_not_found(
                 recipe=None,
                 priority=0,
                 actor=ADMIN,
-                dispatcher=RecordingDispatcher(),
             )
     assert [e.name for e in refused.value.validation.errors] == ["PREV_BATCH_NOT_FOUND"]
