@@ -150,6 +150,49 @@ class JobRepository:
             grouped[me].append(other)
         return [grouped[i] for i in job_ids]
 
+    async def refresh(self, job: Job) -> None:
+        await self._session.refresh(job)
+
+    async def claim(self, job_id: int) -> Job | None:
+        """Lock a QUEUED job for running, skipping it if another worker holds it."""
+        return await self._session.scalar(
+            select(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            .with_for_update(key_share=True, skip_locked=True)
+        )
+
+    async def queue_pending(self, batch_id: int, *, limit: int) -> list[NewJob]:
+        """PENDING → QUEUED for up to ``limit`` jobs of a batch, highest priority then
+        oldest first, skipping rows other transactions hold; returns those moved."""
+        chosen = (
+            select(Job.id)
+            .where(Job.batch_id == batch_id, Job.status == JobStatus.PENDING)
+            .order_by(Job.priority.desc(), Job.id)
+            .limit(limit)
+            .with_for_update(key_share=True, skip_locked=True)
+            .scalar_subquery()
+        )
+        result = await self._session.execute(
+            update(Job)
+            .where(Job.id.in_(chosen))
+            .values(status=JobStatus.QUEUED, queued_at=func.now(), last_modified_at=func.now())
+            .returning(Job.id, Job.recipe_id, Job.node, Job.task_type_revision_id, Job.attempt)
+            .execution_options(synchronize_session=False)
+        )
+        return [NewJob(i, r, n, JobStatus.QUEUED, a) for i, r, n, _, a in result]
+
+    async def fleet_job_ids(self, job_ids: Sequence[int]) -> list[int]:
+        """Those of these jobs whose task type runs on the fleet (not ``external``)."""
+        if not job_ids:
+            return []
+        rows = await self._session.scalars(
+            select(Job.id)
+            .join(TaskTypeRevision, TaskTypeRevision.id == Job.task_type_revision_id)
+            .where(Job.id.in_(job_ids), TaskTypeRevision.implementation != "external")
+            .order_by(Job.id)
+        )
+        return list(rows)
+
     async def set_priority_of_waiting(self, batch_id: int, priority: int) -> None:
         """Jobs not yet running take the batch's new priority (dispatch orders by it)."""
         await self._session.execute(

@@ -537,6 +537,7 @@ async def create_chunk(uow: UnitOfWork, *, batch_id: int, cursor: int) -> ChunkO
             per_node.setdefault(job.node, Counter())[job.status] += 1
         for name, counts in per_node.items():
             await uow.batches.add_counts(batch_id, name, dict(counts))
+    await jobs.dispatch_pending(uow, batch_id=batch_id)
     done = len(items) < CHUNK_SIZE
     if items:
         batch.creation_cursor = items[-1].position + 1

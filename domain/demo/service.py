@@ -127,20 +127,20 @@ async def _create(units: Callable[[], UnitOfWork], actor: Actor, spec: batches.B
 
 
 async def _simulate_run(units: Callable[[], UnitOfWork], batch_id: int) -> None:
-    """Walk every runnable job through QUEUED → RUNNING → COMPLETED (or FAILED)."""
+    """Walk every queued job through RUNNING → COMPLETED (or FAILED), as a pull worker
+    would; completions queue the dependents, which the next round takes."""
     while True:
         async with units() as uow:
             runnable = [
                 job
                 for job in await uow.jobs.lock(await uow.jobs.active_ids_in_batch(batch_id))
-                if job.status is JobStatus.PENDING
+                if job.status is JobStatus.QUEUED  # dispatched, waiting for a pull worker
             ]
             if not runnable:
                 return
             for job in runnable:
                 recipe = (await uow.batches.get_recipes([job.recipe_id]))[0]
                 fails = job.node == "resize" and recipe is not None and recipe.position in FAILING
-                await jobs.transition(uow, job, JobStatus.QUEUED, initiator=Initiator.SYSTEM)
                 await jobs.transition(
                     uow, job, JobStatus.RUNNING, initiator=Initiator.WORKER, worker="demo-worker"
                 )

@@ -34,6 +34,50 @@ async def transition(
         await _unblock_dependents(uow, [job.id])
     elif target in (JobStatus.FAILED, JobStatus.CANCELED):
         await _cancel_dependents(uow, [job], why=f"dependency {job.node} {target.lower()}")
+    if target in FINAL or target is JobStatus.PENDING:
+        # Jobs became ready, or capacity freed up.
+        await dispatch_pending(uow, batch_id=job.batch_id)
+
+
+async def dispatch_pending(uow: UnitOfWork, *, batch_id: int) -> int:
+    """PENDING → QUEUED for what the batch may run now (``maxParallelJobs`` counts
+    QUEUED and RUNNING jobs); fleet jobs get a ``jobs.run`` message after commit,
+    jobs of ``external`` task types wait for pull workers. Returns how many moved."""
+    batch = await uow.batches.get(batch_id)
+    if batch is None:
+        return 0
+    room = DISPATCH_SLICE
+    if batch.max_parallel_jobs is not None:
+        [nodes] = await uow.batches.nodes([batch_id])
+        room = min(room, batch.max_parallel_jobs - sum(n.queued + n.running for n in nodes))
+    if room <= 0:
+        return 0
+    rule = check_transition(JobStatus.PENDING, JobStatus.QUEUED, Initiator.SYSTEM)
+    moved = await uow.jobs.queue_pending(batch_id, limit=room)
+    if not moved:
+        return 0
+    per_node: dict[str, int] = {}
+    for job in moved:
+        per_node[job.node] = per_node.get(job.node, 0) + 1
+    for node, n in per_node.items():
+        await uow.batches.add_counts(batch_id, node, {JobStatus.PENDING: -n, JobStatus.QUEUED: n})
+    await uow.jobs.add_events(
+        [
+            {
+                "job_id": j.id,
+                "batch_id": batch_id,
+                "from_status": JobStatus.PENDING,
+                "to_status": JobStatus.QUEUED,
+                "attempt": j.attempt,
+                "reason": rule.why,
+            }
+            for j in moved
+        ]
+    )
+    fleet = await uow.jobs.fleet_job_ids([j.id for j in moved])
+    for job_id in fleet:
+        uow.send_after_commit(RUN_ACTOR, job_id)
+    return len(moved)
 
 
 async def _move(
@@ -91,6 +135,10 @@ async def _move(
             }
         ]
     )
+
+
+RUN_ACTOR = "jobs.run"
+DISPATCH_SLICE = 1_000
 
 
 async def _unblock_dependents(uow: UnitOfWork, job_ids: Sequence[int]) -> None:
@@ -182,6 +230,8 @@ async def retry_job(uow: UnitOfWork, *, job_id: int, actor: Actor | None) -> Job
     target = JobStatus.BLOCKED if unfinished[job.id] else JobStatus.PENDING
     await _move(uow, job, target, initiator=Initiator.USER, reason=f"retried by {who.owner}")
     await _revive_dependents(uow, [job.id])
+    if await dispatch_pending(uow, batch_id=job.batch_id):
+        await uow.jobs.refresh(job)  # dispatch moves rows in bulk, behind the ORM's back
     return job
 
 

@@ -7,17 +7,23 @@ from typing import Any
 
 import dramatiq
 
-from jobs.actors import batches, tasktypes
+from jobs.actors import batches, run, tasktypes
 from jobs.broker import DEFAULT_QUEUE
 
 ACTORS: dict[str, Callable[..., Awaitable[None]]] = {
     "tasktypes.check_in": tasktypes.check_in,
     "batches.create_chunk": batches.create_chunk,
+    "jobs.run": run.run,
 }
 
 # Domain refusals are not retried (actors return quietly on them); what is left
 # to retry is infrastructure trouble, a few times with back-off.
 ACTOR_OPTIONS: dict[str, Any] = {"max_retries": 5, "min_backoff": 500, "max_backoff": 30_000}
+# A job's own timeout (at most 7 days) limits its run; Dramatiq's 10-minute
+# default per message must not cut it short.
+OPTIONS_BY_ACTOR: dict[str, dict[str, Any]] = {
+    "jobs.run": {"time_limit": 7 * 24 * 3600 * 1000 + 60_000},
+}
 
 
 def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, Any]]:
@@ -28,7 +34,7 @@ def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, Any
             actor_name=name,
             queue_name=DEFAULT_QUEUE,
             priority=0,
-            options=dict(ACTOR_OPTIONS),
+            options={**ACTOR_OPTIONS, **OPTIONS_BY_ACTOR.get(name, {})},
         )
         for name, fn in ACTORS.items()
     }

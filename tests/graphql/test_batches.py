@@ -66,8 +66,8 @@ async def test_create_then_explore_a_batch(api: Api, db: Database, writer: str) 
 
     query = """query($id: ID!) { batch(id: $id) {
         title isCreationDone createdBy workspace { name }
-        counters { jobsTotal pending blocked recipesEstimated recipesTotal recipesCompleted }
-        metrics { node jobsTotal pending blocked taskTypeRevision { revision }
+        counters { jobsTotal queued blocked recipesEstimated recipesTotal recipesCompleted }
+        metrics { node jobsTotal queued blocked taskTypeRevision { revision }
                   runDuration { min { seconds iso } avg { iso } } }
         recipes(first: 2) { totalCount edges { node { inputIndex item isCompleted
             jobs { edges { node { node status } } } } } }
@@ -81,13 +81,13 @@ async def test_create_then_explore_a_batch(api: Api, db: Database, writer: str) 
     assert found["createdBy"] == "wes"
     assert found["counters"] == {
         "jobsTotal": 6,
-        "pending": 3,
+        "queued": 3,  # dispatched as soon as they were created
         "blocked": 3,
         "recipesEstimated": 3,
         "recipesTotal": 3,
         "recipesCompleted": 0,
     }
-    assert [(m["node"], m["pending"], m["blocked"]) for m in found["metrics"]] == [
+    assert [(m["node"], m["queued"], m["blocked"]) for m in found["metrics"]] == [
         ("resize", 3, 0),
         ("thumb", 0, 3),
     ]
@@ -260,7 +260,6 @@ async def test_edit_cancel_and_job_transitions(api: Api, db: Database, writer: s
     async with UnitOfWork(db.write_session) as uow:  # a worker completes one job
         [job] = await uow.jobs.lock([resize.id])
         for target, by in (
-            (JobStatus.QUEUED, Initiator.SYSTEM),
             (JobStatus.RUNNING, Initiator.WORKER),
             (JobStatus.COMPLETED, Initiator.WORKER),
         ):
@@ -309,7 +308,7 @@ async def test_edit_cancel_and_job_transitions(api: Api, db: Database, writer: s
         {"id": retry_id},
         token=writer,
     )
-    assert retried["retryJob"]["job"] == {"status": "PENDING", "attempt": 2}
+    assert retried["retryJob"]["job"] == {"status": "QUEUED", "attempt": 2}
 
 
 async def test_reprocess_a_chain(api: Api, db: Database, writer: str) -> None:
@@ -436,7 +435,7 @@ async def test_task_type_queue_lists_the_oldest_waiting_jobs(
     )
     queue = data["taskType"]["queue"]
     assert [q["id"] for q in queue] == [gid("Job", i) for i in oldest[:4]]
-    assert {q["status"] for q in queue} == {"PENDING"}
+    assert {q["status"] for q in queue} == {"QUEUED"}
     assert [q["batch"]["title"] for q in queue] == ["first"] * 3 + ["second"]
     # thumb's jobs are BLOCKED, not waiting; a canceled batch's jobs leave the queue.
     thumbs = await api.data('{ taskType(name: "thumb") { queue { id } } }', token=writer)

@@ -35,7 +35,7 @@ async def test_demo_seeds_a_chain_to_explore_anonymously(
     assert "Seeded the public workspace 'demo'" in capsys.readouterr().out
 
     data = await api.data("""{ batches(filter: {workspace: "demo"}) { edges { node { title
-        isSuperseded counters { jobsTotal completed failed canceled pending blocked
+        isSuperseded counters { jobsTotal completed failed canceled pending queued blocked
             recipesTotal recipesCompleted }
         metrics { node completed failed runDuration { avg { iso } } }
         chain { title } } } } }""")  # anonymous: the demo workspace is public
@@ -47,6 +47,7 @@ async def test_demo_seeds_a_chain_to_explore_anonymously(
         "failed": 3,
         "canceled": 3,
         "pending": 0,
+        "queued": 0,
         "blocked": 0,
         "recipesTotal": 20,
         "recipesCompleted": 17,
@@ -60,7 +61,7 @@ async def test_demo_seeds_a_chain_to_explore_anonymously(
     # thumbnail was canceled).
     assert second["isSuperseded"] is False
     assert second["counters"]["recipesTotal"] == 3
-    assert (second["counters"]["pending"], second["counters"]["blocked"]) == (3, 3)
+    assert (second["counters"]["queued"], second["counters"]["blocked"]) == (3, 3)
     assert [b["title"] for b in second["chain"]] == [first["title"], second["title"]]
 
     assert await asyncio.to_thread(main, ["demo"]) == 0  # a second run adds nothing

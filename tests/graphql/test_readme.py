@@ -91,7 +91,7 @@ async def test_readme_walkthrough_runs_as_written(
     assert results["CreateBatch"]["createBatch"]["validation"]["plannedJobs"] == 2
     explored = results["ExploreBatch"]["batch"]
     assert explored["isCreationDone"] is True
-    assert explored["counters"]["pending"] == 2
+    assert explored["counters"]["queued"] == 2  # dispatched at creation
     assert explored["jobs"]["edges"][0]["node"]["events"]["edges"][0]["node"]["toStatus"] == (
         "PENDING"
     )

@@ -119,3 +119,75 @@ async def test_a_worker_creates_a_large_batch_through_the_broker(
         worker.stop()
         broker.close()
         runtime.use_dispatcher(None)
+
+
+async def _run_batch_on_a_real_worker(db: Database, database_url: str, url: str) -> None:
+    broker = build_broker(url)
+    declare_actors(broker)
+    broker.flush_all()
+    runtime.configure(database_url)
+    runtime.use_dispatcher(DramatiqDispatcher(broker))
+    worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=worker_timeout_ms(url) or 100)
+    worker.start()
+    try:
+        from db.uow import UnitOfWork
+        from domain.batches import service as batches
+        from tests.factories import ADMIN
+
+        await make_task_type(db, "echo", implementation="builtin.echo")
+        definition = {
+            "recipe": {
+                "nodes": [
+                    {"name": "a", "taskType": "echo"},
+                    {"name": "b", "taskType": "echo", "dependsOn": ["a"]},
+                ]
+            },
+            "inputs": [{"i": i} for i in range(50)],
+        }
+        async with UnitOfWork(db.write_session, dispatcher=DramatiqDispatcher(broker)) as uow:
+            created = await batches.create_batch(
+                uow,
+                spec=batches.BatchSpec(workspace="default", title="run", definition=definition),
+                actor=ADMIN,
+            )
+            await uow.commit()
+        assert created.batch is not None
+        deadline = time.monotonic() + 60
+        statuses: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            async with db.read_session() as s:
+                statuses = {
+                    str(k): int(v)
+                    for k, v in (
+                        await s.execute(
+                            select(Job.status, func.count())
+                            .where(Job.batch_id == created.batch.id)
+                            .group_by(Job.status)
+                        )
+                    ).all()
+                }
+            if statuses == {"COMPLETED": 100}:
+                break
+            await asyncio.sleep(0.1)
+        assert statuses == {"COMPLETED": 100}
+    finally:
+        loop_thread = get_event_loop_thread()
+        if loop_thread is not None:
+            loop_thread.run_coroutine(runtime.dispose())
+        worker.stop()
+        broker.close()
+        runtime.use_dispatcher(None)
+
+
+@pytest.mark.redis
+async def test_a_batch_runs_to_completion_on_a_worker_over_redis(
+    db: Database, database_url: str, redis_url: str
+) -> None:
+    await _run_batch_on_a_real_worker(db, database_url, redis_url)
+
+
+@pytest.mark.rabbitmq
+async def test_a_batch_runs_to_completion_on_a_worker_over_rabbitmq(
+    db: Database, database_url: str, rabbitmq_url: str
+) -> None:
+    await _run_batch_on_a_real_worker(db, database_url, rabbitmq_url)

@@ -266,10 +266,11 @@ async def test_creation_in_chunks_makes_every_recipe_and_job_once(
     assert found["batch"].is_creation_done is True
     assert (found["batch"].recipes_total, found["batch"].recipes_estimated) == (n, n)
     assert found["recipes"] == n
-    assert found["jobs"] == {JobStatus.PENDING: n, JobStatus.BLOCKED: n}
+    # Roots are dispatched as they are created: PENDING, then QUEUED.
+    assert found["jobs"] == {JobStatus.QUEUED: n, JobStatus.BLOCKED: n}
     assert found["deps"] == n
-    assert found["events"] == 2 * n
-    assert (found["nodes"]["resize"].pending, found["nodes"]["thumb"].blocked) == (n, n)
+    assert found["events"] == 3 * n
+    assert (found["nodes"]["resize"].queued, found["nodes"]["thumb"].blocked) == (n, n)
 
     # A redelivered first chunk, and one past the end, change nothing.
     assert await run_creation(db, batch_id, cursor=0) == 1
@@ -302,7 +303,7 @@ async def test_a_chunk_that_crashes_midway_rolls_back_and_then_runs_once(
     await run_creation(db, batch.id)
     found = await _counts(db, batch.id)
     assert found["recipes"] == 3
-    assert found["jobs"] == {JobStatus.PENDING: 3, JobStatus.BLOCKED: 3}
+    assert found["jobs"] == {JobStatus.QUEUED: 3, JobStatus.BLOCKED: 3}
 
 
 async def test_parameters_are_rendered_from_the_item(db: Database, task_types: None) -> None:

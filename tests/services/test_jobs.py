@@ -44,7 +44,8 @@ async def move(db: Database, job_id: int, *steps: tuple[JobStatus, Initiator]) -
             await uow.commit()
 
 
-RUN = ((S.QUEUED, Initiator.SYSTEM), (S.RUNNING, Initiator.WORKER))
+# Created (and unblocked) jobs are dispatched at once: they start QUEUED.
+RUN = ((S.RUNNING, Initiator.WORKER),)
 
 
 async def recount_matches(db: Database, batch_id: int) -> None:
@@ -79,7 +80,7 @@ async def test_completing_a_dependency_unblocks_and_failing_one_cancels(
     await move(db, found[(ok, "resize")].id, *RUN, (S.COMPLETED, Initiator.WORKER))
     await move(db, found[(bad, "resize")].id, *RUN, (S.FAILED, Initiator.WORKER))
     after = await _jobs(db, batch.id)
-    assert after[(ok, "thumb")].status is S.PENDING  # BLOCKED → PENDING
+    assert after[(ok, "thumb")].status is S.QUEUED  # BLOCKED → PENDING → dispatched
     assert after[(bad, "thumb")].status is S.CANCELED
     assert after[(bad, "thumb")].canceled_by_dependency is True
     assert after[(ok, "resize")].worker == "w1"
@@ -108,7 +109,7 @@ async def test_completing_a_dependency_unblocks_and_failing_one_cancels(
     async with UnitOfWork(db.write_session) as uow:
         retried = await jobs.retry_job(uow, job_id=found[(bad, "resize")].id, actor=ADMIN)
         await uow.commit()
-    assert (retried.status, retried.attempt) == (S.PENDING, 2)
+    assert (retried.status, retried.attempt) == (S.QUEUED, 2)  # retried, then dispatched
     assert retried.started_at is None
     revived = await _jobs(db, batch.id)
     assert revived[(bad, "thumb")].status is S.BLOCKED
@@ -139,8 +140,8 @@ async def test_durations_and_recipe_completion(db: Database, batch: Batch) -> No
 @pytest.mark.parametrize(
     ("steps", "refused"),
     [
-        ((), (S.RUNNING, Initiator.WORKER)),  # RUNNING only from QUEUED
-        (((S.QUEUED, Initiator.SYSTEM),), (S.QUEUED, Initiator.SYSTEM)),
+        ((), (S.QUEUED, Initiator.SYSTEM)),  # already queued
+        ((*RUN,), (S.RUNNING, Initiator.WORKER)),  # RUNNING only from QUEUED
         ((*RUN, (S.COMPLETED, Initiator.WORKER)), (S.CANCELED, Initiator.USER)),
         ((*RUN,), (S.QUEUED, Initiator.USER)),  # only the system re-queues
     ],
@@ -191,7 +192,7 @@ async def test_counters_stay_exact_under_concurrent_transitions(db: Database) ->
             select(BatchNode).where(BatchNode.batch_id == many.id, BatchNode.node == "thumb")
         )
     assert node is not None
-    assert (node.pending, node.canceled, node.blocked) == (20, 20, 0)
+    assert (node.queued, node.canceled, node.blocked) == (20, 20, 0)
 
 
 async def test_reprocessing_the_failed_part_of_a_chain(db: Database, batch: Batch) -> None:
@@ -218,7 +219,7 @@ async def test_reprocessing_the_failed_part_of_a_chain(db: Database, batch: Batc
     assert (second.root_batch_id, second.superseded_batch_id) == (batch.id, batch.id)
     assert second.recipes_estimated == 4  # the previous batch's total
     # Only the failed recipe, and in it only the node that did not complete.
-    assert [(j.node, j.status) for j in rerun] == [("thumb", S.PENDING)]
+    assert [(j.node, j.status) for j in rerun] == [("thumb", S.QUEUED)]
 
     # The chain is named by its root; a non-root id is not found.
     third = await make_batch(
@@ -302,7 +303,7 @@ async def test_retry_does_not_revive_a_job_another_failed_dependency_still_block
         await uow.commit()
     after = {n: j for (_, n), j in (await _jobs(db, batch.id)).items()}
     # b is still failed: c stays canceled instead of waiting forever.
-    assert (after["a"].status, after["c"].status) == (S.PENDING, S.CANCELED)
+    assert (after["a"].status, after["c"].status) == (S.QUEUED, S.CANCELED)
     async with UnitOfWork(db.write_session) as uow:
         with pytest.raises(InvalidTransitionError):
             await jobs.retry_job(uow, job_id=found["c"].id, actor=ADMIN)

@@ -1,0 +1,71 @@
+"""jobs.run: claim a queued job, run its implementation, record the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import socket
+
+from domain.jobs import execution
+from domain.jobs.execution import Claimed, Outcome, TaskFailure
+from jobs.implementations import registry
+from jobs.runtime import unit_of_work
+
+log = logging.getLogger(__name__)
+# Until the worker registry names workers, a fleet worker is its host and pid.
+WORKER_NAME = f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def run(job_id: int) -> None:
+    """Idempotent: a job already claimed, finished or canceled is left alone."""
+    async with unit_of_work() as uow:
+        claimed = await execution.claim(uow, job_id=job_id, worker=WORKER_NAME)
+        if claimed is None:
+            return
+        await uow.commit()
+    outcome = await perform(claimed)
+    async with unit_of_work() as uow:
+        ended = await execution.finish(
+            uow, job_id=job_id, attempt=claimed.attempt, worker=WORKER_NAME, outcome=outcome
+        )
+        await uow.commit()
+    log.info("job %s attempt %s: %s", job_id, claimed.attempt, ended or "moved on meanwhile")
+
+
+async def perform(claimed: Claimed) -> Outcome:
+    """Run the implementation under the task type's time limit; never raises."""
+    implementation = registry().get(claimed.implementation)
+    if implementation is None:
+        return Outcome(
+            failure=TaskFailure(
+                "UNKNOWN_IMPLEMENTATION",
+                f"no implementation {claimed.implementation!r} on this worker",
+                "CONFIGURATION",
+            )
+        )
+    try:
+        if inspect.iscoroutinefunction(implementation):
+            call = implementation(claimed.parameters)
+        else:
+            call = asyncio.to_thread(implementation, claimed.parameters)
+        result = await asyncio.wait_for(call, claimed.timeout_seconds)
+    except TaskFailure as failure:
+        return Outcome(failure=failure)
+    except TimeoutError:
+        return Outcome(
+            failure=TaskFailure(
+                "TIMEOUT", f"ran longer than {claimed.timeout_seconds} s", "TIMEOUT"
+            )
+        )
+    except Exception as exc:  # an implementation's bug: recorded on the job, not raised
+        log.exception("implementation %s failed", claimed.implementation)
+        return Outcome(failure=TaskFailure("IMPLEMENTATION_ERROR", repr(exc)[:1000], "DOMAIN"))
+    if not isinstance(result, dict):
+        return Outcome(
+            failure=TaskFailure(
+                "RESULT_INVALID", "an implementation must return a JSON object", "DOMAIN"
+            )
+        )
+    return Outcome(result=result)
