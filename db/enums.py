@@ -32,3 +32,8 @@ class RerunMode(StrEnum):
     ALL = "ALL"
     FAILED = "FAILED"
     NODES = "NODES"
+
+
+class WorkerKind(StrEnum):
+    FLEET = "FLEET"  # a Dramatiq worker process of this deployment
+    EXTERNAL = "EXTERNAL"  # a pull worker speaking GraphQL with a worker token

@@ -7,12 +7,14 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Protocol
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories.batch import BatchRepository
 from db.repositories.job import JobRepository
 from db.repositories.task_type import TaskTypeRepository
 from db.repositories.token import TokenRepository
+from db.repositories.worker import WorkerRepository
 from db.repositories.workspace import WorkspaceRepository
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class UnitOfWork:
         self.task_types = TaskTypeRepository(self._session)
         self.batches = BatchRepository(self._session)
         self.jobs = JobRepository(self._session)
+        self.workers = WorkerRepository(self._session)
         return self
 
     async def __aexit__(
@@ -73,6 +76,10 @@ class UnitOfWork:
         if self._session is None:
             raise RuntimeError("UnitOfWork used outside its 'async with' block")
         return self._session
+
+    async def try_advisory_xact_lock(self, key: int) -> bool:
+        """A lock held until this unit of work ends; False if another holds it."""
+        return bool(await self.session.scalar(select(func.pg_try_advisory_xact_lock(key))))
 
     def after_commit(self, callback: AfterCommit) -> None:
         self._after_commit.append(callback)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import weakref
 
 import dramatiq
@@ -36,6 +37,34 @@ def database() -> Database:
         found = connect(url, pool_size=5, max_overflow=5)
         _databases[loop] = found
     return found
+
+
+_worker_name: str | None = None
+_running = 0
+
+
+def set_worker_name(name: str) -> None:
+    global _worker_name
+    _worker_name = name
+
+
+def worker_name() -> str:
+    """The registered name of this fleet worker (host-pid until it registered)."""
+    return _worker_name or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def running_jobs() -> int:
+    return _running
+
+
+def job_started() -> None:
+    global _running
+    _running += 1
+
+
+def job_ended() -> None:
+    global _running
+    _running -= 1
 
 
 def dispatcher() -> Dispatcher:

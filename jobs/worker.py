@@ -13,6 +13,7 @@ import dramatiq
 
 from jobs.actors import declare_actors
 from jobs.broker import build_broker
+from jobs.presence import Presence
 
 logging.basicConfig(level=os.environ.get("BATCHGRAPH_LOG_LEVEL", "INFO"))
 
@@ -21,5 +22,6 @@ if not _url:
     raise RuntimeError("BROKER_URL is not set; start workers with 'batchgraph worker'")
 
 broker = build_broker(_url)
+broker.add_middleware(Presence())  # after AsyncIO: registers, heartbeats, maintains
 dramatiq.set_broker(broker)
 actors = declare_actors(broker)

@@ -4,6 +4,7 @@ from db.models.batch import Batch, BatchItem, BatchNode, Recipe
 from db.models.job import Job, JobDependency, JobEvent
 from db.models.task_type import TaskType, TaskTypeRevision
 from db.models.token import Token
+from db.models.worker import Worker
 from db.models.workspace import Workspace
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "TaskType",
     "TaskTypeRevision",
     "Token",
+    "Worker",
     "Workspace",
 ]

@@ -72,6 +72,16 @@ class BatchRepository:
             stmt = stmt.with_for_update(key_share=True)
         return await self._session.scalar(stmt)
 
+    async def stalled_creations(self, cutoff: datetime, *, limit: int) -> list[tuple[int, int]]:
+        """(id, cursor) of batches still creating with no progress since ``cutoff``."""
+        rows = await self._session.execute(
+            select(Batch.id, Batch.creation_cursor)
+            .where(Batch.is_creation_done.is_(False), Batch.last_modified_at < cutoff)
+            .order_by(Batch.id)
+            .limit(limit)
+        )
+        return [(int(i), int(c)) for i, c in rows]
+
     async def next_batches(self, ids: Sequence[int]) -> list[Batch | None]:
         """For each batch id, the batch that superseded it (None if none), in key order."""
         rows = await self._session.scalars(select(Batch).where(Batch.superseded_batch_id.in_(ids)))

@@ -150,6 +150,36 @@ class JobRepository:
             grouped[me].append(other)
         return [grouped[i] for i in job_ids]
 
+    async def running_on(self, worker: str) -> list[Job]:
+        rows = await self._session.scalars(
+            select(Job)
+            .where(Job.worker == worker, Job.status == JobStatus.RUNNING)
+            .order_by(Job.id)
+            .with_for_update(key_share=True)
+        )
+        return list(rows)
+
+    async def stale_queued_fleet(self, cutoff: datetime, *, limit: int) -> list[int]:
+        """QUEUED fleet jobs nobody picked up since ``cutoff`` (their message was lost)."""
+        rows = await self._session.scalars(
+            select(Job.id)
+            .join(TaskTypeRevision, TaskTypeRevision.id == Job.task_type_revision_id)
+            .where(
+                Job.status == JobStatus.QUEUED,
+                Job.queued_at < cutoff,
+                TaskTypeRevision.implementation != "external",
+            )
+            .order_by(Job.priority.desc(), Job.id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def batches_with_pending(self, *, limit: int) -> list[int]:
+        rows = await self._session.scalars(
+            select(Job.batch_id).where(Job.status == JobStatus.PENDING).distinct().limit(limit)
+        )
+        return list(rows)
+
     async def refresh(self, job: Job) -> None:
         await self._session.refresh(job)
 

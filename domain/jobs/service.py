@@ -255,8 +255,15 @@ async def complete(uow: UnitOfWork, job: Job, *, result: dict[str, object], work
 
 
 async def fail(
-    uow: UnitOfWork, job: Job, *, code: str, message: str, category: str, worker: str
+    uow: UnitOfWork,
+    job: Job,
+    *,
+    code: str,
+    message: str,
+    category: str,
+    worker: str,
+    initiator: Initiator = Initiator.WORKER,
 ) -> None:
     """Record why a (locked) job failed and fail it (its dependents are canceled)."""
     job.error_code, job.error_message, job.error_category = code, message, category
-    await transition(uow, job, JobStatus.FAILED, initiator=Initiator.WORKER, worker=worker)
+    await transition(uow, job, JobStatus.FAILED, initiator=initiator, worker=worker)

@@ -5,30 +5,32 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import os
-import socket
 
 from domain.jobs import execution
 from domain.jobs.execution import Claimed, Outcome, TaskFailure
+from jobs import runtime
 from jobs.implementations import registry
 from jobs.runtime import unit_of_work
 
 log = logging.getLogger(__name__)
-# Until the worker registry names workers, a fleet worker is its host and pid.
-WORKER_NAME = f"{socket.gethostname()}-{os.getpid()}"
 
 
 async def run(job_id: int) -> None:
     """Idempotent: a job already claimed, finished or canceled is left alone."""
+    worker = runtime.worker_name()
     async with unit_of_work() as uow:
-        claimed = await execution.claim(uow, job_id=job_id, worker=WORKER_NAME)
+        claimed = await execution.claim(uow, job_id=job_id, worker=worker)
         if claimed is None:
             return
         await uow.commit()
-    outcome = await perform(claimed)
+    runtime.job_started()
+    try:
+        outcome = await perform(claimed)
+    finally:
+        runtime.job_ended()
     async with unit_of_work() as uow:
         ended = await execution.finish(
-            uow, job_id=job_id, attempt=claimed.attempt, worker=WORKER_NAME, outcome=outcome
+            uow, job_id=job_id, attempt=claimed.attempt, worker=worker, outcome=outcome
         )
         await uow.commit()
     log.info("job %s attempt %s: %s", job_id, claimed.attempt, ended or "moved on meanwhile")

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, and_, func, not_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Worker
+from db.repositories.pagination import Page, SortKey, count, keyset_page
+from db.repositories.writes import insert_unique
+
+# Serialises name choices across processes registering at the same moment.
+NAMING_LOCK_KEY = 0x62670002
+
+
+class WorkerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def lock_naming(self) -> None:
+        await self._session.execute(select(func.pg_advisory_xact_lock(NAMING_LOCK_KEY)))
+
+    async def names_like(self, prefix: str) -> set[str]:
+        rows = await self._session.scalars(
+            select(Worker.name).where(Worker.name.startswith(prefix, autoescape=True))
+        )
+        return set(rows)
+
+    async def insert(self, worker: Worker) -> None:
+        await insert_unique(self._session, worker)
+
+    async def flush(self) -> None:
+        await self._session.flush()
+
+    async def get(self, worker_id: int, *, for_update: bool = False) -> Worker | None:
+        stmt = select(Worker).where(Worker.id == worker_id)
+        if for_update:
+            stmt = stmt.with_for_update(key_share=True)
+        return await self._session.scalar(stmt)
+
+    async def get_by_name(self, name: str) -> Worker | None:
+        return await self._session.scalar(select(Worker).where(Worker.name == name))
+
+    async def get_many_by_name(self, names: Sequence[str]) -> list[Worker | None]:
+        rows = await self._session.scalars(select(Worker).where(Worker.name.in_(names)))
+        by_name = {row.name: row for row in rows}
+        return [by_name.get(n) for n in names]
+
+    async def lost_since(self, cutoff: datetime) -> list[Worker]:
+        """Connected workers last heard from before ``cutoff`` (locked, skipping busy rows)."""
+        rows = await self._session.scalars(
+            select(Worker)
+            .where(Worker.connected_at.is_not(None), Worker.last_seen_at < cutoff)
+            .order_by(Worker.id)
+            .with_for_update(key_share=True, skip_locked=True)
+        )
+        return list(rows)
+
+    async def touch(self, worker_id: int, dynamic_metadata: dict[str, object]) -> None:
+        await self._session.execute(
+            update(Worker)
+            .where(Worker.id == worker_id)
+            .values(last_seen_at=func.now(), dynamic_metadata=dynamic_metadata)
+        )
+
+    async def page(
+        self, *, connected: bool | None, cutoff: datetime, after: SortKey | None, first: int
+    ) -> Page[Worker]:
+        return await keyset_page(
+            self._session,
+            _listing(connected, cutoff),
+            key=[Worker.name],
+            after=after,
+            first=first,
+        )
+
+    async def count(self, *, connected: bool | None, cutoff: datetime) -> int:
+        return await count(self._session, _listing(connected, cutoff))
+
+
+def _listing(connected: bool | None, cutoff: datetime) -> Select[Worker]:
+    """``cutoff``: heard from since then counts as connected (now − timeout)."""
+    stmt = select(Worker)
+    is_connected = and_(Worker.connected_at.is_not(None), Worker.last_seen_at >= cutoff)
+    if connected is True:
+        stmt = stmt.where(is_connected)
+    elif connected is False:
+        stmt = stmt.where(not_(is_connected))
+    return stmt
