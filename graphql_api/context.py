@@ -17,6 +17,7 @@ from db.repositories.batch import BatchRepository
 from db.repositories.job import JobRepository
 from db.repositories.task_type import TaskTypeRepository
 from db.repositories.token import TokenRepository
+from db.repositories.worker import WorkerRepository
 from db.repositories.workspace import WorkspaceRepository
 from db.session import Database
 from db.uow import UnitOfWork
@@ -35,6 +36,7 @@ class Reads:
     task_types: TaskTypeRepository
     batches: BatchRepository
     jobs: JobRepository
+    workers: WorkerRepository
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Context:
                 task_types=TaskTypeRepository(session),
                 batches=BatchRepository(session),
                 jobs=JobRepository(session),
+                workers=WorkerRepository(session),
             )
 
     @cached_property

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import strawberry
 
-from db.enums import CachePolicy, JobStatus, RerunMode, TokenRole
+from db.enums import CachePolicy, JobStatus, RerunMode, TokenRole, WorkerKind
 from db.repositories.batch import BatchOrder
 from domain.batches.rules import DiffStatus
 
@@ -32,4 +32,5 @@ strawberry.enum(
     description="ALL recipes; only FAILED (and canceled) work; or named NODES.",
 )
 strawberry.enum(BatchOrder, name="BatchOrderField")
+strawberry.enum(WorkerKind, name="WorkerKind")
 strawberry.enum(DiffStatus, name="NodeDiffStatus")

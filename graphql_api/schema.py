@@ -22,12 +22,21 @@ from graphql_api.meta.queries import MetaQueries
 from graphql_api.settings import Limits
 from graphql_api.tasktypes.mutations import TaskTypeMutations
 from graphql_api.tasktypes.queries import TaskTypeQueries
+from graphql_api.workers.queries import WorkerQueries
 from graphql_api.workspaces.mutations import WorkspaceMutations
 from graphql_api.workspaces.queries import WorkspaceQueries
 
 
 @strawberry.type
-class Query(MetaQueries, AuthQueries, WorkspaceQueries, TaskTypeQueries, BatchQueries, JobQueries):
+class Query(
+    MetaQueries,
+    AuthQueries,
+    WorkspaceQueries,
+    TaskTypeQueries,
+    BatchQueries,
+    JobQueries,
+    WorkerQueries,
+):
     node: relay.Node | None = relay.node(description="Any object by its global id.")
 
 

@@ -113,6 +113,19 @@ def test_serve_and_worker_share_embedded_services_and_stop_cleanly(tmp_path: Pat
         who = _get(f"{base}/graphql", {"query": "{ viewer { role } }"}, token=secret)
         assert who == {"data": {"viewer": {"role": "ADMIN"}}}
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+        # Every fleet worker process registered (serve's 1 + the extra worker's 1),
+        # named after the host with suffixes, and heartbeats its metadata.
+        query = "{ workers(connected: true) { edges { node { name isConnected kind metadata } } } }"
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            edges = _get(f"{base}/graphql", {"query": query}, token=secret)["data"]["workers"]
+            if len(edges["edges"]) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        fleet = [e["node"] for e in edges["edges"]]
+        assert len(fleet) == 2, fleet
+        assert {w["kind"] for w in fleet} == {"FLEET"}
+        assert all("builtin.echo" in w["metadata"]["implementations"] for w in fleet)
     finally:
         serve_code = _stop(serve)
         worker_code = _stop(worker)
@@ -128,6 +141,15 @@ def test_serve_and_worker_share_embedded_services_and_stop_cleanly(tmp_path: Pat
     try:
         _wait_ready(base, again, tmp_path / "again.log")
         assert "bg_" not in (tmp_path / "again.log").read_text()
+        # The workers of the first run disconnected cleanly when they stopped.
+        gone = _get(
+            f"{base}/graphql",
+            {"query": "{ workers(connected: false) { edges { node { disconnectedAt lostAt } } } }"},
+            token=secret,
+        )
+        stopped = [e["node"] for e in gone["data"]["workers"]["edges"]]
+        assert len(stopped) == 2
+        assert all(w["disconnectedAt"] and not w["lostAt"] for w in stopped)
         who = _get(f"{base}/graphql", {"query": "{ viewer { role } }"}, token=secret)
         assert who == {"data": {"viewer": {"role": "ADMIN"}}}
     finally:

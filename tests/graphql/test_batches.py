@@ -483,3 +483,37 @@ async def test_a_definition_cannot_be_edited(api: Api, db: Database, writer: str
     )
     assert (status, errors[0]["extensions"]["code"]) == (400, "BAD_REQUEST")
     assert await row_counts(db) == before
+
+
+async def test_workers_need_a_token_and_show_their_jobs(
+    api: Api, db: Database, writer: str
+) -> None:
+    from db.uow import UnitOfWork
+    from domain.jobs import execution
+    from domain.workers import service as workers
+
+    async with UnitOfWork(db.write_session) as uow:
+        worker = await workers.register_fleet(
+            uow, host="gpu1.lab", concurrency=4, dynamic_metadata={"load": [0.5]}
+        )
+        await uow.commit()
+    batch = await make_batch(db, two_node_definition(ITEMS))
+    async with db.read_session() as s:
+        first = await s.scalar(select(Job.id).where(Job.batch_id == batch.id).order_by(Job.id))
+    assert first is not None
+    async with UnitOfWork(db.write_session) as uow:
+        assert await execution.claim(uow, job_id=first, worker=worker.name)
+        await uow.commit()
+    status, errors = await api.errors("{ workers { totalCount } }")
+    assert (status, errors[0]["extensions"]["code"]) == (401, "UNAUTHENTICATED")
+    data = await api.data(
+        """{ workers(connected: true) { totalCount edges { node { name
+        isConnected concurrency metadata jobs { edges { node { status node } } } } } }
+        worker(name: "nope") { name } }""",
+        token=writer,
+    )
+    [node] = [e["node"] for e in data["workers"]["edges"]]
+    assert (node["name"], node["isConnected"], node["concurrency"]) == ("gpu1-lab", True, 4)
+    assert node["metadata"] == {"load": [0.5]}
+    assert node["jobs"]["edges"] == [{"node": {"status": "RUNNING", "node": "resize"}}]
+    assert data["worker"] is None
