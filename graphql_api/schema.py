@@ -22,6 +22,7 @@ from graphql_api.meta.queries import MetaQueries
 from graphql_api.settings import Limits
 from graphql_api.tasktypes.mutations import TaskTypeMutations
 from graphql_api.tasktypes.queries import TaskTypeQueries
+from graphql_api.workers.mutations import WorkerMutations
 from graphql_api.workers.queries import WorkerQueries
 from graphql_api.workspaces.mutations import WorkspaceMutations
 from graphql_api.workspaces.queries import WorkspaceQueries
@@ -41,7 +42,14 @@ class Query(
 
 
 @strawberry.type
-class Mutation(AuthMutations, WorkspaceMutations, TaskTypeMutations, BatchMutations, JobMutations):
+class Mutation(
+    AuthMutations,
+    WorkspaceMutations,
+    TaskTypeMutations,
+    BatchMutations,
+    JobMutations,
+    WorkerMutations,
+):
     pass
 
 

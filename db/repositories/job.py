@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from db.enums import JobStatus
-from db.models import Job, JobDependency, JobEvent, TaskTypeRevision, Workspace
+from db.models import Job, JobDependency, JobEvent, TaskType, TaskTypeRevision, Workspace
 from db.repositories.pagination import Page, SortKey, count, keyset_page
 
 
@@ -179,6 +179,35 @@ class JobRepository:
             select(Job.batch_id).where(Job.status == JobStatus.PENDING).distinct().limit(limit)
         )
         return list(rows)
+
+    async def claim_next_external(
+        self, *, task_types: Sequence[str] | None, exclude: Sequence[str]
+    ) -> Job | None:
+        """The best QUEUED job of an ``external`` task type this worker may run: highest
+        priority, then oldest; rows other workers are claiming are skipped, so a job
+        nobody here can take never blocks the ones behind it."""
+        stmt = (
+            select(Job)
+            .join(TaskTypeRevision, TaskTypeRevision.id == Job.task_type_revision_id)
+            .join(TaskType, TaskType.id == TaskTypeRevision.task_type_id)
+            .where(Job.status == JobStatus.QUEUED, TaskTypeRevision.implementation == "external")
+            .order_by(Job.priority.desc(), Job.queued_at, Job.id)
+            .limit(1)
+            .with_for_update(of=Job, key_share=True, skip_locked=True)
+        )
+        if task_types is not None:
+            stmt = stmt.where(TaskType.name.in_(list(task_types)))
+        if exclude:
+            stmt = stmt.where(TaskType.name.not_in(list(exclude)))
+        return await self._session.scalar(stmt)
+
+    async def running_count(self, worker: str) -> int:
+        found = await self._session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.worker == worker, Job.status == JobStatus.RUNNING)
+        )
+        return int(found or 0)
 
     async def refresh(self, job: Job) -> None:
         await self._session.refresh(job)

@@ -39,6 +39,12 @@ class WorkerRepository:
             stmt = stmt.with_for_update(key_share=True)
         return await self._session.scalar(stmt)
 
+    async def get_by_token(self, token_id: int, *, for_update: bool = False) -> Worker | None:
+        stmt = select(Worker).where(Worker.token_id == token_id)
+        if for_update:
+            stmt = stmt.with_for_update(key_share=True)
+        return await self._session.scalar(stmt)
+
     async def get_by_name(self, name: str) -> Worker | None:
         return await self._session.scalar(select(Worker).where(Worker.name == name))
 

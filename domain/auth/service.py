@@ -115,3 +115,10 @@ async def bootstrap_admin(uow: UnitOfWork, *, owner: str = "bootstrap-admin") ->
         uow, owner=owner, role=TokenRole.ADMIN, expires_at=None, enabled=True
     )
     return created.secret
+
+
+async def create_worker_token(uow: UnitOfWork, *, owner: str) -> CreatedToken:
+    """A WORKER token for a self-registering worker: disabled until an admin enables it."""
+    return await _insert_token(
+        uow, owner=owner, role=TokenRole.WORKER, expires_at=None, enabled=False
+    )

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+
+from domain.workers import pull
+from graphql_api.context import Info
+from graphql_api.errors import InvalidTransition, NotFound, SchemaMismatch, ValidationFailed
+from graphql_api.ids import node_ints, parse_id
+from graphql_api.jobs.types import Job
+from graphql_api.mutations import mutate
+from graphql_api.workers.types import Worker
+
+
+@strawberry.input
+class RegisterWorkerInput:
+    host: str
+    concurrency: int = 1
+    metadata: JSON | None = strawberry.field(
+        default=None, description="Dynamic metadata, e.g. {tasks_allowlist: [...]}."
+    )
+
+
+@strawberry.type
+class WorkerRegistered:
+    worker: Worker
+    token: str = strawberry.field(
+        description="The worker's token, shown once. Disabled until an admin enables it."
+    )
+
+
+@strawberry.type
+class WorkerUpdated:
+    worker: Worker
+
+
+@strawberry.type(description="The claimed job, or null when there is nothing to run.")
+class JobClaim:
+    job: Job | None
+
+
+@strawberry.type
+class JobFinished:
+    job: Job
+
+
+RegisterWorkerPayload = Annotated[
+    WorkerRegistered | ValidationFailed, strawberry.union("RegisterWorkerPayload")
+]
+WorkerHeartbeatPayload = Annotated[
+    WorkerUpdated | ValidationFailed, strawberry.union("WorkerHeartbeatPayload")
+]
+ClaimJobPayload = Annotated[JobClaim | ValidationFailed, strawberry.union("ClaimJobPayload")]
+FinishJobPayload = Annotated[
+    JobFinished | SchemaMismatch | InvalidTransition | ValidationFailed | NotFound,
+    strawberry.union("FinishJobPayload"),
+]
+
+
+@strawberry.type
+class WorkerMutations:
+    @strawberry.mutation(
+        description="A pull worker registers (no token needed); its token starts disabled."
+    )
+    async def register_worker(
+        self, info: Info, input: RegisterWorkerInput
+    ) -> RegisterWorkerPayload:
+        return await mutate(
+            info,
+            RegisterWorkerPayload,
+            lambda uow: pull.register(
+                uow, host=input.host, concurrency=input.concurrency, metadata=input.metadata or {}
+            ),
+            lambda found: WorkerRegistered(
+                worker=Worker.from_model(found.worker), token=found.secret
+            ),
+        )
+
+    @strawberry.mutation(description="The worker is alive (worker token).")
+    async def worker_heartbeat(
+        self, info: Info, metadata: JSON | None = None
+    ) -> WorkerHeartbeatPayload:
+        return await mutate(
+            info,
+            WorkerHeartbeatPayload,
+            lambda uow: pull.beat(uow, metadata=metadata or {}, actor=info.context.actor),
+            lambda row: WorkerUpdated(worker=Worker.from_model(row)),
+        )
+
+    @strawberry.mutation(
+        description="Claim the next job of an external task type (worker token). `running`:"
+        " the jobs this worker still runs; others assigned to it are re-queued."
+    )
+    async def claim_job(
+        self,
+        info: Info,
+        task_types: list[str] | None = None,
+        running: list[relay.GlobalID] | None = None,
+    ) -> ClaimJobPayload:
+        ids = node_ints([g.node_id for g in running or [] if g.type_name == "Job"])
+        return await mutate(
+            info,
+            ClaimJobPayload,
+            lambda uow: pull.claim(
+                uow, task_types=task_types, running=ids, actor=info.context.actor
+            ),
+            lambda row: JobClaim(job=Job.from_model(row) if row else None),
+        )
+
+    @strawberry.mutation(description="Complete a job assigned to this worker (worker token).")
+    async def complete_job(self, info: Info, job: relay.GlobalID, result: JSON) -> FinishJobPayload:
+        return await mutate(
+            info,
+            FinishJobPayload,
+            lambda uow: pull.complete(
+                uow, job_id=parse_id(job, "Job"), result=result, actor=info.context.actor
+            ),
+            lambda row: JobFinished(job=Job.from_model(row)),
+        )
+
+    @strawberry.mutation(
+        description="Fail a job assigned to this worker (worker token); categories"
+        " INFRASTRUCTURE and TIMEOUT retry while attempts are left."
+    )
+    async def fail_job(
+        self,
+        info: Info,
+        job: relay.GlobalID,
+        code: str,
+        message: str,
+        category: str = "DOMAIN",
+    ) -> FinishJobPayload:
+        return await mutate(
+            info,
+            FinishJobPayload,
+            lambda uow: pull.fail(
+                uow,
+                job_id=parse_id(job, "Job"),
+                code=code,
+                message=message,
+                category=category,
+                actor=info.context.actor,
+            ),
+            lambda row: JobFinished(job=Job.from_model(row)),
+        )
