@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from db.events import EventBus
 from db.session import Database
 from domain.ports import Dispatcher
 from graphql_api.auth.authenticator import Authenticator
@@ -38,8 +39,10 @@ def create_app(
     dispatcher: Dispatcher,
     on_shutdown: Callable[[], None] | None = None,
 ) -> Starlette:
+    events = EventBus(db.engine)
     view = BatchgraphGraphQL(
         schema=build_schema(settings.limits),
+        events=events,
         db=db,
         dispatcher=dispatcher,
         settings=settings,
@@ -63,9 +66,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await events.start()  # one listening connection per process
         try:
             yield
         finally:
+            await events.stop()
             await db.dispose()
             if on_shutdown is not None:
                 on_shutdown()

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from db.events import EventBus
 from db.repositories.batch import BatchRepository
 from db.repositories.job import JobRepository
 from db.repositories.task_type import TaskTypeRepository
@@ -45,6 +46,7 @@ class Context:
     dispatcher: Dispatcher
     settings: ApiSettings
     request_id: str
+    events: EventBus
     actor: Actor | None = None
     request: Request | WebSocket | None = None
     response: Response | WebSocket | None = None

@@ -20,6 +20,7 @@ from graphql_api.jobs.mutations import JobMutations
 from graphql_api.jobs.queries import JobQueries
 from graphql_api.meta.queries import MetaQueries
 from graphql_api.settings import Limits
+from graphql_api.subscriptions import Subscription
 from graphql_api.tasktypes.mutations import TaskTypeMutations
 from graphql_api.tasktypes.queries import TaskTypeQueries
 from graphql_api.workers.mutations import WorkerMutations
@@ -72,6 +73,7 @@ def build_schema(limits: Limits) -> strawberry.Schema:
     return BatchgraphSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(
             batching_config={"max_operations": limits.max_batch_operations},
             relay_max_results=limits.max_page_size,

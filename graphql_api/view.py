@@ -16,6 +16,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
+from db.events import EventBus
 from db.session import Database
 from domain.errors import ErrorCode, UnauthenticatedError
 from domain.ports import Dispatcher
@@ -43,9 +44,11 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         dispatcher: Dispatcher,
         settings: ApiSettings,
         authenticator: Authenticator,
+        events: EventBus,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._events = events
         self._db = db
         self._dispatcher = dispatcher
         self._settings = settings
@@ -91,6 +94,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             dispatcher=self._dispatcher,
             settings=self._settings,
             request_id=current_request_id(),
+            events=self._events,
             request=request,
             response=response,
         )

@@ -209,6 +209,29 @@ class JobRepository:
         )
         return int(found or 0)
 
+    async def events_after(
+        self, *, batch_id: int | None, job_id: int | None, after: int, limit: int
+    ) -> list[tuple[JobEvent, str]]:
+        """Events (with their job's node) after an id, oldest first: the replay log."""
+        stmt = select(JobEvent, Job.node).join(Job, Job.id == JobEvent.job_id)
+        if batch_id is not None:
+            stmt = stmt.where(JobEvent.batch_id == batch_id)
+        if job_id is not None:
+            stmt = stmt.where(JobEvent.job_id == job_id)
+        rows = await self._session.execute(
+            stmt.where(JobEvent.id > after).order_by(JobEvent.id).limit(limit)
+        )
+        return [(event, node) for event, node in rows]
+
+    async def events_by_id(self, ids: Sequence[int]) -> list[tuple[JobEvent, str]]:
+        rows = await self._session.execute(
+            select(JobEvent, Job.node)
+            .join(Job, Job.id == JobEvent.job_id)
+            .where(JobEvent.id.in_(ids))
+            .order_by(JobEvent.id)
+        )
+        return [(event, node) for event, node in rows]
+
     async def refresh(self, job: Job) -> None:
         await self._session.refresh(job)
 

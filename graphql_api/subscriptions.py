@@ -1,0 +1,206 @@
+"""Subscriptions over graphql-transport-ws, fed by the LISTEN/NOTIFY event bus.
+
+A subscriber listens first, then replays what it missed (``afterEventId``) from
+the job events table, then takes live events, skipping ids already sent: no gap,
+no duplicate. Payloads are read fresh for every event (never from the
+connection's DataLoaders, which would cache stale rows)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncGenerator
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+
+from db.enums import JobStatus
+from db.events import JOB_EVENTS, RESYNC, WORKERS, Notice
+from db.models import JobEvent
+from domain.auth.rules import require_authenticated
+from domain.batches.service import get_visible as visible_batch
+from domain.errors import DomainError, NotFoundError
+from domain.jobs.service import get_visible as visible_job
+from graphql_api.batches.types import BatchCounters
+from graphql_api.context import Info
+from graphql_api.errors import top_level
+from graphql_api.ids import parse_id
+from graphql_api.workers.types import Worker
+
+REPLAY_PAGE = 500
+PROGRESS_EVERY = 0.25  # seconds: batchProgress is throttled
+SEEN = 50_000
+
+
+@strawberry.type(description="A job changed status (one job event).")
+class JobStatusEvent:
+    event_id: int
+    job: relay.GlobalID
+    batch: relay.GlobalID
+    node: str
+    from_status: JobStatus | None
+    to_status: JobStatus
+    attempt: int
+    worker: str | None
+    reason: str | None
+    at: datetime
+
+    @classmethod
+    def of(cls, event: JobEvent, node: str) -> JobStatusEvent:
+        return cls(
+            event_id=event.id,
+            job=relay.GlobalID("Job", str(event.job_id)),
+            batch=relay.GlobalID("Batch", str(event.batch_id)),
+            node=node,
+            from_status=event.from_status,
+            to_status=event.to_status,
+            attempt=event.attempt,
+            worker=event.worker,
+            reason=event.reason,
+            at=event.at,
+        )
+
+
+@strawberry.type(description="A batch's counters, sent at most every 250 ms while it changes.")
+class BatchProgress:
+    batch: relay.GlobalID
+    is_creation_done: bool
+    counters: BatchCounters
+
+
+async def _authorize(
+    info: Info, batch: relay.GlobalID | None, job: relay.GlobalID | None
+) -> tuple[int | None, int | None]:
+    if (batch is None) == (job is None):
+        raise top_level(NotFoundError("Pass exactly one of batch or job"))
+    async with info.context.unit_of_work() as uow:  # read-only: never committed
+        try:
+            if batch is not None:
+                found_batch = await visible_batch(uow, parse_id(batch, "Batch"), info.context.actor)
+                return found_batch.id, None
+            assert job is not None
+            found_job = await visible_job(uow, parse_id(job, "Job"), info.context.actor, lock=False)
+            return None, found_job.id
+        except DomainError as exc:
+            raise top_level(exc) from exc
+
+
+async def _counters(info: Info, batch_id: int) -> BatchProgress:
+    async with info.context.reads() as reads:
+        row = await reads.batches.get(batch_id)
+        [nodes] = await reads.batches.nodes([batch_id])
+        [completed] = await reads.batches.completed_recipe_counts([batch_id])
+    assert row is not None
+    sums = {s.value.lower(): sum(getattr(n, s.value.lower()) for n in nodes) for s in JobStatus}
+    return BatchProgress(
+        batch=relay.GlobalID("Batch", str(batch_id)),
+        is_creation_done=row.is_creation_done,
+        counters=BatchCounters(
+            jobs_total=sum(sums.values()),
+            **sums,
+            recipes_estimated=row.recipes_estimated,
+            recipes_total=row.recipes_total,
+            recipes_completed=completed,
+        ),
+    )
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Job status changes of one batch or one job. With afterEventId, what"
+        " happened after that event is sent first."
+    )
+    async def job_status_changed(
+        self,
+        info: Info,
+        batch: relay.GlobalID | None = None,
+        job: relay.GlobalID | None = None,
+        after_event_id: int | None = None,
+    ) -> AsyncGenerator[JobStatusEvent, None]:
+        batch_id, job_id = await _authorize(info, batch, job)
+        seen: deque[int] = deque(maxlen=SEEN)
+        seen_set: set[int] = set()
+        last = after_event_id
+
+        def fresh(event: JobEvent) -> bool:
+            if event.id in seen_set:
+                return False
+            if len(seen) == seen.maxlen:
+                seen_set.discard(seen[0])
+            seen.append(event.id)
+            seen_set.add(event.id)
+            return True
+
+        async def replay() -> list[JobStatusEvent]:
+            nonlocal last
+            found: list[JobStatusEvent] = []
+            while True:
+                async with info.context.reads() as reads:
+                    rows = await reads.jobs.events_after(
+                        batch_id=batch_id, job_id=job_id, after=last or 0, limit=REPLAY_PAGE
+                    )
+                found += [JobStatusEvent.of(e, n) for e, n in rows if fresh(e)]
+                if rows:
+                    last = max(last or 0, rows[-1][0].id)
+                if len(rows) < REPLAY_PAGE:
+                    return found
+
+        async with info.context.events.subscribe() as queue:
+            if after_event_id is not None:
+                for event in await replay():
+                    yield event
+            while True:
+                notice: Notice = await queue.get()
+                if notice is RESYNC:
+                    for event in await replay():
+                        yield event
+                    continue
+                if notice.channel != JOB_EVENTS or notice.data["id"] in seen_set:
+                    continue
+                if (batch_id is not None and notice.data["batch"] != batch_id) or (
+                    job_id is not None and notice.data["job"] != job_id
+                ):
+                    continue
+                async with info.context.reads() as reads:
+                    rows = await reads.jobs.events_by_id([notice.data["id"]])
+                for row, node in rows:
+                    if fresh(row):
+                        last = max(last or 0, row.id)
+                        yield JobStatusEvent.of(row, node)
+
+    @strawberry.subscription(description="A batch's counters as its jobs move (throttled).")
+    async def batch_progress(
+        self, info: Info, batch: relay.GlobalID
+    ) -> AsyncGenerator[BatchProgress, None]:
+        batch_id, _ = await _authorize(info, batch, None)
+        assert batch_id is not None
+        async with info.context.events.subscribe() as queue:
+            yield await _counters(info, batch_id)
+            while True:
+                notice = await queue.get()
+                if notice is not RESYNC and (
+                    notice.channel != JOB_EVENTS or notice.data["batch"] != batch_id
+                ):
+                    continue
+                await asyncio.sleep(PROGRESS_EVERY)  # let a burst settle into one update
+                while not queue.empty():
+                    queue.get_nowait()
+                yield await _counters(info, batch_id)
+
+    @strawberry.subscription(description="Workers connecting, disconnecting, lost or (dis)abled.")
+    async def worker_status_changed(self, info: Info) -> AsyncGenerator[Worker, None]:
+        try:
+            require_authenticated(info.context.actor)
+        except DomainError as exc:
+            raise top_level(exc) from exc
+        async with info.context.events.subscribe() as queue:
+            while True:
+                notice = await queue.get()
+                if notice.channel != WORKERS:
+                    continue
+                async with info.context.reads() as reads:
+                    row = await reads.workers.get(notice.data["id"])
+                if row is not None:
+                    yield Worker.from_model(row)
