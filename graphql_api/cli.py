@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import signal
 import sys
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -156,6 +159,53 @@ async def _seed_demo(database_url: str) -> demo.DemoResult:
         await db.dispose()
 
 
+def _submit(args: argparse.Namespace) -> int:
+    """Create a batch from a JSON file; with --watch, follow it live until it ends."""
+    from graphql_api import client
+
+    token = args.token or os.environ.get("BATCHGRAPH_TOKEN")
+    try:
+        spec = json.loads(Path(args.file).read_text())
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        created = client.post(args.url, token, client.CREATE, {"input": spec})["createBatch"]
+        if created["__typename"] != "BatchCreated":
+            for problem in (created.get("validation") or {}).get("errors") or [created]:
+                print(f"error: {json.dumps(problem)}", file=sys.stderr)
+            return 2
+        batch = created["batch"]
+        print(
+            f"batch {batch['id']} {batch['title']!r}: {created['validation']['plannedJobs']} jobs",
+            flush=True,
+        )
+        if not args.watch:
+            return 0
+        last: dict[str, int] = {}
+        for update in _iterate(client.progress(args.url, token, batch["id"])):
+            last = update["counters"]
+            print("\r" + client.bar(last), end="", flush=True)
+        print()
+    except client.ClientError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1 if last.get("failed") or last.get("canceled") else 0
+
+
+def _iterate(updates: Any) -> Any:
+    """Run an async iterator from this synchronous command."""
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(updates.__anext__())
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.close()
+
+
 def _export_schema(args: argparse.Namespace) -> int:
     from graphql_api.schema import export_sdl
 
@@ -226,6 +276,19 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--owner", required=True)
     create.add_argument("--expires-in-days", type=int)
     create.set_defaults(handler=_token_create)
+
+    submit = sub.add_parser("submit", help="create a batch from a JSON file (--watch: follow it)")
+    submit.add_argument("file", help='{"title": …, "workspace": …, "definition": {…}}')
+    submit.add_argument(
+        "--url", default=os.environ.get("BATCHGRAPH_URL", "http://127.0.0.1:8000/graphql")
+    )
+    submit.add_argument("--token", help="default: BATCHGRAPH_TOKEN")
+    submit.add_argument(
+        "--watch",
+        action="store_true",
+        help="show live progress; exit 1 if jobs failed or were canceled",
+    )
+    submit.set_defaults(handler=_submit)
 
     seed = sub.add_parser("demo", help="seed a public 'demo' workspace with batches to explore")
     seed.set_defaults(handler=_demo)
