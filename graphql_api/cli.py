@@ -78,14 +78,22 @@ def _serve(args: argparse.Namespace) -> int:
                 app, host=host, port=port, log_config=None, lifespan="on", ws="websockets-sansio"
             )
         )
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, restores the handlers it
+        # found, then raises the signal again: make SIGTERM (process managers) end
+        # like Ctrl-C, so the worker is stopped below instead of orphaned.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             server.run()
         except KeyboardInterrupt:
-            pass  # uvicorn re-raises Ctrl-C after its graceful shutdown: a normal stop
+            pass  # the re-raised signal after a graceful shutdown: a normal stop
         finally:
             if worker is not None:
                 stop_worker(worker)
     return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _worker(args: argparse.Namespace) -> int:

@@ -77,7 +77,7 @@ def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> int:
 
 
 def _processes_using(path: Path) -> list[str]:
-    """Processes whose command line or working directory is inside ``path``.
+    """Processes whose command line, working directory or environment names ``path``.
 
     The working directory matters: redis-server's command line names only its socket.
     """
@@ -88,9 +88,11 @@ def _processes_using(path: Path) -> list[str]:
         try:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             cwd = os.readlink(proc / "cwd")
+            environ = (proc / "environ").read_bytes().decode(errors="replace")
         except OSError:  # gone, or not ours to read
             continue
-        if str(path) in cmdline or cwd.startswith(str(path)):
+        # Workers run from the repository: their environment names the data folder.
+        if str(path) in cmdline or cwd.startswith(str(path)) or str(path) in environ:
             found.append(f"{proc.name} (cwd {cwd}): {cmdline}")
     return found
 
@@ -137,7 +139,7 @@ def test_serve_and_worker_share_embedded_services_and_stop_cleanly(tmp_path: Pat
     assert _processes_using(home) == [], "embedded servers or workers left running"
 
     # A restart keeps the data: the admin exists, so no new secret is printed.
-    again = _start(["serve", "--no-worker"], env, tmp_path / "again.log")
+    again = _start(["serve"], env, tmp_path / "again.log")
     try:
         _wait_ready(base, again, tmp_path / "again.log")
         assert "bg_" not in (tmp_path / "again.log").read_text()
@@ -153,4 +155,9 @@ def test_serve_and_worker_share_embedded_services_and_stop_cleanly(tmp_path: Pat
         who = _get(f"{base}/graphql", {"query": "{ viewer { role } }"}, token=secret)
         assert who == {"data": {"viewer": {"role": "ADMIN"}}}
     finally:
-        assert _stop(again) == 0
+        # A process manager stops it with SIGTERM: its worker must stop too.
+        assert _stop(again, signal.SIGTERM) == 0
+    deadline = time.monotonic() + 15
+    while _processes_using(home) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_using(home) == [], "SIGTERM left embedded servers or workers running"
