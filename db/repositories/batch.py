@@ -101,43 +101,31 @@ class BatchRepository:
             grouped[row.batch_id].append(row)
         return [grouped[i] for i in batch_ids]
 
-    async def add_counts(self, batch_id: int, node: str, deltas: dict[JobStatus, int]) -> None:
-        """Atomic increments: concurrent transitions serialise on the row, never lose counts."""
+    async def add_counts(
+        self,
+        batch_id: int,
+        node: str,
+        deltas: dict[JobStatus, int],
+        *,
+        run: float | None = None,
+        job: float | None = None,
+    ) -> None:
+        """Atomic increments: concurrent transitions serialise on the row, never lose counts.
+
+        ``run``/``job``: a completed job's durations, folded into the same statement.
+        """
         if not any(deltas.values()):
             return
         col = BatchNode.__table__.c
-        values = {_COUNT_COLUMN[s]: col[_COUNT_COLUMN[s]] + d for s, d in deltas.items() if d}
+        values: dict[str, Any] = {
+            _COUNT_COLUMN[s]: col[_COUNT_COLUMN[s]] + d for s, d in deltas.items() if d
+        }
+        values |= _duration_values(run=run, job=job)
         await self._session.execute(
             update(BatchNode)
             .where(BatchNode.batch_id == batch_id, BatchNode.node == node)
             .values(**values)
         )
-
-    async def record_durations(
-        self, batch_id: int, node: str, *, run: float | None, job: float | None
-    ) -> None:
-        c = BatchNode.__table__.c
-        values: dict[str, Any] = {}
-        if run is not None:
-            values |= {
-                "run_seconds_min": func.least(c.run_seconds_min, run),
-                "run_seconds_max": func.greatest(c.run_seconds_max, run),
-                "run_seconds_sum": c.run_seconds_sum + run,
-                "run_seconds_count": c.run_seconds_count + 1,
-            }
-        if job is not None:
-            values |= {
-                "job_seconds_min": func.least(c.job_seconds_min, job),
-                "job_seconds_max": func.greatest(c.job_seconds_max, job),
-                "job_seconds_sum": c.job_seconds_sum + job,
-                "job_seconds_count": c.job_seconds_count + 1,
-            }
-        if values:
-            await self._session.execute(
-                update(BatchNode)
-                .where(BatchNode.batch_id == batch_id, BatchNode.node == node)
-                .values(**values)
-            )
 
     async def completed_recipe_counts(self, batch_ids: Sequence[int]) -> list[int]:
         rows = await self._session.execute(
@@ -299,3 +287,18 @@ _ORDER_KEYS: dict[BatchOrder, list[Any]] = {
 
 def _order_key(order: BatchOrder) -> list[Any]:
     return _ORDER_KEYS[order]
+
+
+def _duration_values(*, run: float | None, job: float | None) -> dict[str, Any]:
+    """min / max / sum / count updates for a completed job's run and job durations."""
+    c = BatchNode.__table__.c
+    values: dict[str, Any] = {}
+    for prefix, seconds in (("run", run), ("job", job)):
+        if seconds is not None:
+            values |= {
+                f"{prefix}_seconds_min": func.least(c[f"{prefix}_seconds_min"], seconds),
+                f"{prefix}_seconds_max": func.greatest(c[f"{prefix}_seconds_max"], seconds),
+                f"{prefix}_seconds_sum": c[f"{prefix}_seconds_sum"] + seconds,
+                f"{prefix}_seconds_count": c[f"{prefix}_seconds_count"] + 1,
+            }
+    return values

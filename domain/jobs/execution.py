@@ -34,6 +34,28 @@ class TaskFailure(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class _Revision:
+    implementation: str
+    timeout_seconds: int | None
+    result_schema: dict[str, Any]
+
+
+# Revisions never change once written, so each process may keep what it read.
+_REVISIONS: dict[int, _Revision] = {}
+
+
+async def _revision(uow: UnitOfWork, revision_id: int) -> _Revision:
+    found = _REVISIONS.get(revision_id)
+    if found is None:
+        [row] = await uow.task_types.get_revisions_by_id([revision_id])
+        assert row is not None
+        found = _Revision(row.implementation, row.timeout_seconds, row.result_schema)
+        if len(_REVISIONS) < 10_000:
+            _REVISIONS[revision_id] = found
+    return found
+
+
+@dataclass(frozen=True, slots=True)
 class Claimed:
     job_id: int
     attempt: int
@@ -58,8 +80,7 @@ async def claim(uow: UnitOfWork, *, job_id: int, worker: str) -> Claimed | None:
     job = await uow.jobs.claim(job_id)
     if job is None:
         return None
-    [revision] = await uow.task_types.get_revisions_by_id([job.task_type_revision_id])
-    assert revision is not None
+    revision = await _revision(uow, job.task_type_revision_id)
     await service.transition(uow, job, JobStatus.RUNNING, initiator=Initiator.WORKER, worker=worker)
     return Claimed(
         job.id, job.attempt, revision.implementation, dict(job.parameters), revision.timeout_seconds
@@ -77,8 +98,7 @@ async def finish(
         return None
     failure = outcome.failure
     if failure is None:
-        [revision] = await uow.task_types.get_revisions_by_id([job.task_type_revision_id])
-        assert revision is not None
+        revision = await _revision(uow, job.task_type_revision_id)
         problems = validate_document(revision.result_schema, outcome.result)
         if not problems:
             await service.complete(uow, job, result=outcome.result or {}, worker=worker)

@@ -30,13 +30,20 @@ async def transition(
 ) -> None:
     """Move one (locked) job to ``target`` and record it; then settle its dependents."""
     await _move(uow, job, target, initiator=initiator, reason=reason, worker=worker)
+    unblocked = 0
     if target is JobStatus.COMPLETED:
-        await _unblock_dependents(uow, [job.id])
+        unblocked = await _unblock_dependents(uow, [job.id])
     elif target in (JobStatus.FAILED, JobStatus.CANCELED):
         await _cancel_dependents(uow, [job], why=f"dependency {job.node} {target.lower()}")
-    if target in FINAL or target is JobStatus.PENDING:
-        # Jobs became ready, or capacity freed up.
+    # Dispatch when jobs became ready, or when capacity freed up in a batch that caps
+    # it (elsewhere nothing PENDING can be waiting: creation, unblocking and retries
+    # dispatch as they go).
+    if unblocked or target is JobStatus.PENDING:
         await dispatch_pending(uow, batch_id=job.batch_id)
+    elif target in FINAL:
+        batch = await uow.batches.get(job.batch_id)
+        if batch is not None and batch.max_parallel_jobs is not None:
+            await dispatch_pending(uow, batch_id=job.batch_id)
 
 
 async def dispatch_pending(uow: UnitOfWork, *, batch_id: int) -> int:
@@ -111,14 +118,16 @@ async def _move(
     elif target in FINAL:
         job.completed_at = now
     await uow.jobs.flush()
-    await uow.batches.add_counts(job.batch_id, job.node, {previous: -1, target: +1})
-    if target is JobStatus.COMPLETED:
-        await uow.batches.record_durations(
+    if target is JobStatus.COMPLETED:  # counters and durations in one statement
+        await uow.batches.add_counts(
             job.batch_id,
             job.node,
+            {previous: -1, target: +1},
             run=seconds_between(job.started_at, job.completed_at),
             job=seconds_between(job.created_at, job.completed_at),
         )
+    else:
+        await uow.batches.add_counts(job.batch_id, job.node, {previous: -1, target: +1})
         # Never the batch row: creation and cancellation lock it first, and a
         # transition writing it would deadlock against them.
         await uow.batches.complete_one_job(job.recipe_id)
@@ -141,16 +150,19 @@ RUN_ACTOR = "jobs.run"
 DISPATCH_SLICE = 1_000
 
 
-async def _unblock_dependents(uow: UnitOfWork, job_ids: Sequence[int]) -> None:
+async def _unblock_dependents(uow: UnitOfWork, job_ids: Sequence[int]) -> int:
     """BLOCKED → PENDING for dependents whose every dependency has completed."""
     dependents = await uow.jobs.lock(await uow.jobs.dependent_ids(job_ids))
     blocked = [j for j in dependents if j.status is JobStatus.BLOCKED]
     if not blocked:
-        return
+        return 0
     unfinished = await uow.jobs.unfinished_dependency_counts([j.id for j in blocked])
+    moved = 0
     for job in blocked:
         if unfinished[job.id] == 0:
             await _move(uow, job, JobStatus.PENDING, initiator=Initiator.SYSTEM, reason=None)
+            moved += 1
+    return moved
 
 
 async def _cancel_dependents(uow: UnitOfWork, jobs: Sequence[Job], *, why: str) -> None:
