@@ -126,11 +126,11 @@ async def _move(
             run=seconds_between(job.started_at, job.completed_at),
             job=seconds_between(job.created_at, job.completed_at),
         )
-    else:
-        await uow.batches.add_counts(job.batch_id, job.node, {previous: -1, target: +1})
         # Never the batch row: creation and cancellation lock it first, and a
         # transition writing it would deadlock against them.
         await uow.batches.complete_one_job(job.recipe_id)
+    else:
+        await uow.batches.add_counts(job.batch_id, job.node, {previous: -1, target: +1})
     await uow.jobs.add_events(
         [
             {
