@@ -104,6 +104,9 @@ TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables)
 
 
 async def reset(database: Database) -> None:
+    from domain.jobs.execution import forget_revisions
+
+    forget_revisions()  # ids restart below, so cached revisions would be someone else's
     async with database.engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
         # What the first migration seeds.

@@ -40,8 +40,14 @@ class _Revision:
     result_schema: dict[str, Any]
 
 
-# Revisions never change once written, so each process may keep what it read.
+# Revisions never change once written, so each process may keep what it read. (Ids
+# are never reused — unless a database is reset under running workers: restart them,
+# or call forget_revisions().)
 _REVISIONS: dict[int, _Revision] = {}
+
+
+def forget_revisions() -> None:
+    _REVISIONS.clear()
 
 
 async def _revision(uow: UnitOfWork, revision_id: int) -> _Revision:
