@@ -13,12 +13,12 @@ from db import models
 from db.enums import CachePolicy, JobStatus
 from db.repositories.batch import BatchOrder
 from db.repositories.job import JobFilter as RepoJobFilter
-from domain.workspaces.service import can_read
 from graphql_api.context import Info
 from graphql_api.ids import node_ints
 from graphql_api.jobs.types import Duration, Job, JobFilter
 from graphql_api.relay import Connection, connection, nested_page, page_args
 from graphql_api.tasktypes.types import TaskTypeRevision
+from graphql_api.visibility import visible
 from graphql_api.workspaces.types import Workspace
 
 
@@ -224,7 +224,7 @@ class Batch(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Batch | None]:
         rows = await info.context.loaders.batch.load_many(node_ints(list(node_ids)))
-        return await visible_batches(info, rows)
+        return await visible(info, rows, Batch.from_model)
 
     @strawberry.field
     async def workspace(self, info: Info) -> Workspace:
@@ -313,15 +313,3 @@ class Batch(relay.Node):
             async with info.context.reads() as reads:
                 page = await reads.jobs.page(scoped, after=args.after, first=args.first)
         return connection(page, Job.from_model, total, after=args.after)
-
-
-async def visible_batches(info: Info, rows: list[models.Batch | None]) -> list[Batch | None]:
-    workspaces = await info.context.loaders.workspace.load_many(
-        [r.workspace_id if r else 0 for r in rows]
-    )
-    return [
-        Batch.from_model(r)
-        if r is not None and w is not None and can_read(w, info.context.actor)
-        else None
-        for r, w in zip(rows, workspaces, strict=True)
-    ]

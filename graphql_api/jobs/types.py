@@ -12,11 +12,11 @@ from db import models
 from db.enums import JobStatus
 from db.repositories.job import JobFilter as RepoJobFilter
 from domain.jobs.rules import iso_duration, seconds_between
-from domain.workspaces.service import can_read
 from graphql_api.context import Info
 from graphql_api.ids import node_ints
 from graphql_api.relay import Connection, connection, page_args
 from graphql_api.tasktypes.types import TaskType, TaskTypeRevision
+from graphql_api.visibility import visible
 
 if TYPE_CHECKING:
     from graphql_api.batches.types import Batch, Recipe
@@ -131,7 +131,7 @@ class Job(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Job | None]:
         rows = await info.context.loaders.job.load_many(node_ints(list(node_ids)))
-        return await visible_jobs(info, rows)
+        return await visible(info, rows, Job.from_model)
 
     @strawberry.field
     def error(self) -> JobError | None:
@@ -211,15 +211,3 @@ class Job(relay.Node):
             async with info.context.reads() as reads:
                 page = await reads.jobs.events_page(self.id, after=args.after, first=args.first)
         return connection(page, JobEvent.from_model, total, after=args.after)
-
-
-async def visible_jobs(info: Info, rows: list[models.Job | None]) -> list[Job | None]:
-    workspaces = await info.context.loaders.workspace.load_many(
-        [r.workspace_id if r else 0 for r in rows]
-    )
-    return [
-        Job.from_model(r)
-        if r is not None and w is not None and can_read(w, info.context.actor)
-        else None
-        for r, w in zip(rows, workspaces, strict=True)
-    ]

@@ -11,10 +11,10 @@ from strawberry.scalars import JSON
 from db import models
 from db.enums import CachePolicy
 from domain.tasktypes.rules import has_timed_out
-from domain.workspaces.service import can_read
 from graphql_api.context import Info
 from graphql_api.ids import node_ints
 from graphql_api.relay import Connection, page_args, paginate
+from graphql_api.visibility import visible
 from graphql_api.workspaces.types import Workspace
 
 if TYPE_CHECKING:
@@ -118,15 +118,7 @@ class TaskType(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[TaskType | None]:
         rows = await info.context.loaders.task_type.load_many(node_ids_list(node_ids))
-        workspaces = await info.context.loaders.workspace.load_many(
-            [row.workspace_id if row else 0 for row in rows]
-        )
-        return [
-            cls.from_model(row)
-            if row is not None and ws is not None and can_read(ws, info.context.actor)
-            else None
-            for row, ws in zip(rows, workspaces, strict=True)
-        ]
+        return await visible(info, rows, cls.from_model)
 
     @strawberry.field
     async def workspace(self, info: Info) -> Workspace:
