@@ -55,10 +55,6 @@ class EventBus:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
-
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[Notice]]:
         """A queue of notices, from now on, for as long as the block runs."""

@@ -168,12 +168,6 @@ class BatchRepository:
         )
         return [NewRecipe(*row) for row in found]
 
-    async def set_recipe_job_counts(self, counts: dict[int, int]) -> None:
-        for recipe_id, n in counts.items():
-            await self._session.execute(
-                update(Recipe).where(Recipe.id == recipe_id).values(job_count=n)
-            )
-
     async def complete_one_job(self, recipe_id: int) -> None:
         """Count a completed job on its recipe (complete when all its jobs are)."""
         await self._session.execute(

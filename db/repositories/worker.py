@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, and_, func, not_, select, update
+from sqlalchemy import Select, and_, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Worker
@@ -48,11 +47,6 @@ class WorkerRepository:
     async def get_by_name(self, name: str) -> Worker | None:
         return await self._session.scalar(select(Worker).where(Worker.name == name))
 
-    async def get_many_by_name(self, names: Sequence[str]) -> list[Worker | None]:
-        rows = await self._session.scalars(select(Worker).where(Worker.name.in_(names)))
-        by_name = {row.name: row for row in rows}
-        return [by_name.get(n) for n in names]
-
     async def lost_since(self, cutoff: datetime) -> list[Worker]:
         """Connected workers last heard from before ``cutoff`` (locked, skipping busy rows)."""
         rows = await self._session.scalars(
@@ -62,13 +56,6 @@ class WorkerRepository:
             .with_for_update(key_share=True, skip_locked=True)
         )
         return list(rows)
-
-    async def touch(self, worker_id: int, dynamic_metadata: dict[str, object]) -> None:
-        await self._session.execute(
-            update(Worker)
-            .where(Worker.id == worker_id)
-            .values(last_seen_at=func.now(), dynamic_metadata=dynamic_metadata)
-        )
 
     async def page(
         self, *, connected: bool | None, cutoff: datetime, after: SortKey | None, first: int
