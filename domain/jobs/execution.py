@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from db.enums import JobStatus
+from db.repositories.job import JobRepository
 from db.uow import UnitOfWork
 from domain.jobs import service
 from domain.jobs.rules import Initiator
@@ -91,6 +92,12 @@ async def claim(uow: UnitOfWork, *, job_id: int, worker: str) -> Claimed | None:
     return Claimed(
         job.id, job.attempt, revision.implementation, dict(job.parameters), revision.timeout_seconds
     )
+
+
+async def still_wanted(jobs: JobRepository, *, job_id: int, attempt: int) -> bool:
+    """Is this run still the job's current one (not canceled, not re-queued meanwhile)?"""
+    [job] = await jobs.get_many([job_id])
+    return job is not None and job.status is JobStatus.RUNNING and job.attempt == attempt
 
 
 async def finish(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections.abc import Awaitable, Callable
 
+from db.repositories.job import JobRepository
 from domain.jobs import execution
 from domain.jobs.execution import Claimed, Outcome, TaskFailure
 from jobs import runtime
@@ -13,6 +15,7 @@ from jobs.implementations import registry
 from jobs.runtime import unit_of_work
 
 log = logging.getLogger(__name__)
+CHECK_SECONDS = 1.0
 
 
 async def run(job_id: int) -> None:
@@ -25,7 +28,7 @@ async def run(job_id: int) -> None:
         await uow.commit()
     runtime.job_started()
     try:
-        outcome = await perform(claimed)
+        outcome = await perform(claimed, wanted=lambda: _still_wanted(claimed))
     finally:
         runtime.job_ended()
     async with unit_of_work() as uow:
@@ -36,8 +39,33 @@ async def run(job_id: int) -> None:
     log.info("job %s attempt %s: %s", job_id, claimed.attempt, ended or "moved on meanwhile")
 
 
-async def perform(claimed: Claimed) -> Outcome:
-    """Run the implementation under the task type's time limit; never raises."""
+async def _still_wanted(claimed: Claimed) -> bool:
+    async with runtime.database().read_session() as session:
+        return await execution.still_wanted(
+            JobRepository(session), job_id=claimed.job_id, attempt=claimed.attempt
+        )
+
+
+async def perform(
+    claimed: Claimed, *, wanted: Callable[[], Awaitable[bool]] | None = None
+) -> Outcome:
+    """Run the implementation under the task type's time limit; never raises.
+
+    Cooperative cancellation: every CHECK_SECONDS, ``wanted`` says whether the job is
+    still this run's (not canceled meanwhile); if not, an async implementation is
+    cancelled (a thread cannot be stopped: its outcome is ignored either way).
+    """
+    task = asyncio.ensure_future(_call(claimed))
+    while wanted is not None and not task.done():
+        await asyncio.wait({task}, timeout=CHECK_SECONDS)
+        if not task.done() and not await wanted():
+            task.cancel()
+            log.info("job %s was canceled while running: stopped", claimed.job_id)
+            return Outcome(failure=TaskFailure("CANCELED", "canceled while running", "DOMAIN"))
+    return await task
+
+
+async def _call(claimed: Claimed) -> Outcome:
     implementation = registry().get(claimed.implementation)
     if implementation is None:
         return Outcome(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -187,3 +188,24 @@ async def test_external_jobs_wait_for_pull_workers_and_parallelism_is_capped(
     external = await make_batch(db, one_node("ext", [{}]))
     [job] = await jobs_of(db, external.id)
     assert job.status is S.QUEUED  # waiting for a pull worker: no fleet message
+
+
+async def test_a_running_job_canceled_meanwhile_is_stopped_cooperatively(
+    db: Database, sent: RecordingDispatcher
+) -> None:
+    await make_task_type(db, "long", implementation="builtin.sleep")
+    batch = await make_batch(db, one_node("long", [{"seconds": 30}]))
+    [job] = await jobs_of(db, batch.id)
+    running = asyncio.create_task(run(job.id))
+    for _ in range(50):
+        [job] = await jobs_of(db, batch.id)
+        if job.status is S.RUNNING:
+            break
+        await asyncio.sleep(0.05)
+    async with UnitOfWork(db.write_session) as uow:
+        await jobs.cancel_job(uow, job_id=job.id, reason="not needed", actor=ADMIN)
+        await uow.commit()
+    # It stops at its next check, long before the 30 s sleep would have ended.
+    await asyncio.wait_for(running, 10)
+    [job] = await jobs_of(db, batch.id)
+    assert (job.status, job.result, job.error_code) == (S.CANCELED, None, None)
