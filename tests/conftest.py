@@ -189,8 +189,7 @@ def rabbitmq_url() -> str:
 # --- a real server ----------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def live_server(database_url: str, redis_url: str) -> Iterator[str]:
+def _serve_in_thread(database_url: str, redis_url: str) -> Iterator[str]:
     """The app under uvicorn on 127.0.0.1 (a free port), in a thread with its own loop."""
     import threading
     import time
@@ -225,3 +224,14 @@ def live_server(database_url: str, redis_url: str) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(15)
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str, redis_url: str) -> Iterator[str]:
+    yield from _serve_in_thread(database_url, redis_url)
+
+
+@pytest.fixture(scope="session")
+def second_server(database_url: str, redis_url: str) -> Iterator[str]:
+    """Another API process on the same database (each has its own event bus)."""
+    yield from _serve_in_thread(database_url, redis_url)

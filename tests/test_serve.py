@@ -97,6 +97,43 @@ def _processes_using(path: Path) -> list[str]:
     return found
 
 
+def _run_and_watch(url: str, token: str, *, items: int) -> dict[str, Any]:
+    import asyncio
+
+    from graphql_api import client
+
+    client.post(
+        url,
+        token,
+        """mutation { createTaskType(input: {name: "echo",
+        implementation: "builtin.echo"}) { __typename } }""",
+        {},
+    )
+    created = client.post(
+        url,
+        token,
+        client.CREATE,
+        {
+            "input": {
+                "title": "e2e",
+                "definition": {
+                    "recipe": {"nodes": [{"name": "n", "taskType": "echo"}]},
+                    "inputs": [{"i": i} for i in range(items)],
+                },
+            }
+        },
+    )["createBatch"]
+    assert created["__typename"] == "BatchCreated", created
+
+    async def watch() -> dict[str, Any]:
+        last: dict[str, Any] = {}
+        async for update in client.progress(url, token, created["batch"]["id"]):
+            last = update
+        return last
+
+    return asyncio.run(asyncio.wait_for(watch(), TIMEOUT))
+
+
 def test_serve_and_worker_share_embedded_services_and_stop_cleanly(tmp_path: Path) -> None:
     home = tmp_path / "home"
     port = _free_port()
@@ -128,6 +165,11 @@ def test_serve_and_worker_share_embedded_services_and_stop_cleanly(tmp_path: Pat
         assert len(fleet) == 2, fleet
         assert {w["kind"] for w in fleet} == {"FLEET"}
         assert all("builtin.echo" in w["metadata"]["implementations"] for w in fleet)
+        # A batch runs on those fleet processes while a subscriber follows it live:
+        # the changes happen in worker processes, the events reach the API's subscriber.
+        final = _run_and_watch(f"{base}/graphql", secret, items=20)
+        assert final["isCreationDone"] is True
+        assert final["counters"]["completed"] == 20
     finally:
         serve_code = _stop(serve)
         worker_code = _stop(worker)

@@ -175,3 +175,30 @@ async def test_subscriptions_are_authorized_like_queries(
         assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"
     finally:
         await ws.close()
+
+
+async def test_a_change_through_one_api_process_reaches_a_subscriber_of_another(
+    live_server: str, second_server: str, db: Database, setup: tuple[str, int, list[int]]
+) -> None:
+    _, batch_id, (first, _) = setup
+    _, writer = await make_token(db, role=TokenRole.WRITER)
+    ws = await subscribe(second_server, writer, EVENTS, {"batch": gid("Batch", batch_id)})
+    try:
+        sub = Subscriber(ws)
+        await asyncio.sleep(0.2)
+        import httpx
+
+        async with httpx.AsyncClient() as client:  # the change goes through the other API
+            response = await client.post(
+                f"{live_server}/graphql",
+                json={
+                    "query": "mutation($id: ID!) { cancelJob(id: $id) { __typename } }",
+                    "variables": {"id": gid("Job", first)},
+                },
+                headers={"authorization": f"Bearer {writer}"},
+            )
+        assert response.json()["data"]["cancelJob"]["__typename"] == "JobUpdated"
+        event = (await sub.next())["jobStatusChanged"]
+        assert (event["fromStatus"], event["toStatus"]) == ("QUEUED", "CANCELED")
+    finally:
+        await ws.close()
