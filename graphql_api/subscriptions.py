@@ -8,7 +8,7 @@ connection's DataLoaders, which would cache stale rows)."""
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator
 from datetime import datetime
 
@@ -67,6 +67,36 @@ class BatchProgress:
     batch: relay.GlobalID
     is_creation_done: bool
     counters: BatchCounters
+
+
+# Events never change, and every subscriber of a batch wants the same one: fetch each
+# once per process and share it (bounded; in-flight fetches are shared too).
+_EVENTS: OrderedDict[int, asyncio.Future[list[tuple[JobEvent, str]]]] = OrderedDict()
+SHARED_EVENTS = 2_000
+
+
+def forget_events() -> None:
+    """For a database whose ids restart (tests): what was shared is someone else's now."""
+    _EVENTS.clear()
+
+
+async def _event(info: Info, event_id: int) -> list[tuple[JobEvent, str]]:
+    found = _EVENTS.get(event_id)
+    if found is None:
+
+        async def fetch() -> list[tuple[JobEvent, str]]:
+            async with info.context.reads() as reads:
+                return await reads.jobs.events_by_id([event_id])
+
+        found = asyncio.ensure_future(fetch())
+        _EVENTS[event_id] = found
+        while len(_EVENTS) > SHARED_EVENTS:
+            _EVENTS.popitem(last=False)
+    try:
+        return await asyncio.shield(found)
+    except Exception:
+        _EVENTS.pop(event_id, None)  # a failed fetch is not shared
+        raise
 
 
 async def _authorize(
@@ -163,8 +193,7 @@ class Subscription:
                     job_id is not None and notice.data["job"] != job_id
                 ):
                     continue
-                async with info.context.reads() as reads:
-                    rows = await reads.jobs.events_by_id([notice.data["id"]])
+                rows = await _event(info, notice.data["id"])
                 for row, node in rows:
                     if fresh(row):
                         last = max(last or 0, row.id)

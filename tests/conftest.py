@@ -105,8 +105,10 @@ TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables)
 
 async def reset(database: Database) -> None:
     from domain.jobs.execution import forget_revisions
+    from graphql_api.subscriptions import forget_events
 
-    forget_revisions()  # ids restart below, so cached revisions would be someone else's
+    forget_revisions()  # ids restart below, so cached rows would be someone else's
+    forget_events()
     async with database.engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
         # What the first migration seeds.
