@@ -11,7 +11,7 @@ import os
 import platform
 import socket
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from typing import Any
 
@@ -27,6 +27,9 @@ from jobs.implementations import registry
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
 TICK_EVERY = 2  # heartbeats
+# How long a QUEUED job (or a batch creation) may wait for its message before the
+# maintenance tick sends it again.
+REQUEUE_AFTER = timedelta(seconds=float(os.environ.get("BATCHGRAPH_REQUEUE_AFTER_SECONDS", 60)))
 
 
 def dynamic_metadata() -> dict[str, Any]:
@@ -98,7 +101,9 @@ class Presence(Middleware):
             await uow.commit()
         if with_tick:
             async with runtime.unit_of_work() as uow:
-                done = await maintenance.tick(uow, now=datetime.now(UTC))
+                done = await maintenance.tick(
+                    uow, now=datetime.now(UTC), queued_deadline=REQUEUE_AFTER
+                )
                 await uow.commit()
             if done is not None and done != maintenance.Tick():
                 log.info("maintenance: %s", done)

