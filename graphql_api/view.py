@@ -15,6 +15,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from db.events import EventBus
 from db.session import Database
@@ -112,7 +113,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
                     raise RequestRejected(401, exc.code, exc.message) from exc
         return context
 
-    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Websocket clients send their token in the connection_init payload."""
         params = context.connection_params or {}
         raw = params.get("Authorization") or params.get("authorization")
@@ -131,7 +132,8 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
                 )
             except UnauthenticatedError as exc:
                 raise ConnectionRejectionError({"code": exc.code.value}) from exc
-        return None
+        # UNSET: acknowledge without a payload (graphql-ws clients refuse "payload": null).
+        return UNSET
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -155,8 +157,10 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             response.status_code = response_status(response_data)
         return response
 
-    def encode_json(self, data: object) -> bytes:
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: the websocket handlers send this too, and a bytes payload
+        # goes out as a binary frame, which browsers' graphql-ws clients cannot read.
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 def response_status(data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> int:

@@ -8,6 +8,7 @@ through GraphiQL's own editors and the answer is read back from its result pane.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ import pytest
 from db.enums import TokenRole
 from db.session import Database
 from tests.conftest import require_service
-from tests.factories import make_token
+from tests.factories import make_batch, make_task_type, make_token
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -73,7 +74,9 @@ async def _type_into(page: Page, selector: str, text: str) -> None:
     assert value == text, f"the editor {selector!r} holds {value!r}, not {text!r}"
 
 
-async def _execute(page: Page, query: str, expected: str) -> tuple[dict[str, Any], Any]:
+async def _execute(
+    page: Page, query: str, expected: str, *, expect_post: bool = True
+) -> tuple[dict[str, Any], Any]:
     """Type ``query``, press Execute, wait until the result pane shows ``expected``."""
     await _type_into(page, QUERY_EDITOR, query)
     # GraphiQL parses the query (and picks the operation name it will send) 100 ms after
@@ -87,11 +90,15 @@ async def _execute(page: Page, query: str, expected: str) -> tuple[dict[str, Any
         arg=QUERY_EDITOR,
         timeout=ACTION_TIMEOUT_MS,
     )
-    async with page.expect_request(
-        lambda r: r.method == "POST" and query in (r.post_data or "")
-    ) as sent:
+    headers: dict[str, Any] = {}
+    if expect_post:
+        async with page.expect_request(
+            lambda r: r.method == "POST" and query in (r.post_data or "")
+        ) as sent:
+            await page.locator(".graphiql-execute-button").click()
+        headers = await (await sent.value).all_headers()
+    else:  # subscriptions go over the websocket
         await page.locator(".graphiql-execute-button").click()
-    request = await sent.value
     try:
         await page.wait_for_function(
             """([selector, expected]) =>
@@ -102,9 +109,9 @@ async def _execute(page: Page, query: str, expected: str) -> tuple[dict[str, Any
     except Exception as exc:
         shown = await _editor_value(page, RESULT_EDITOR)
         raise AssertionError(
-            f"the result pane never showed {expected!r}; it shows {shown!r}"
+            f"the result pane never showed {expected!r}; it shows {shown[:300]!r}"
         ) from exc
-    return await request.all_headers(), json.loads(await _editor_value(page, RESULT_EDITOR))
+    return headers, json.loads(await _editor_value(page, RESULT_EDITOR))
 
 
 @pytest.mark.browser
@@ -114,6 +121,11 @@ async def test_graphiql_runs_queries_in_a_real_browser(live_server: str, db: Dat
     from playwright.async_api import async_playwright
 
     _, secret = await make_token(db, role=TokenRole.READER, owner="browser-user")
+    await make_task_type(db, "t")
+    batch = await make_batch(
+        db, {"recipe": {"nodes": [{"name": "n", "taskType": "t"}]}, "inputs": [{}]}
+    )
+    batch_gid = base64.b64encode(f"Batch:{batch.id}".encode()).decode()
     origin = urlsplit(live_server)
 
     async with asyncio.timeout(TEST_TIMEOUT_S), async_playwright() as p:
@@ -169,6 +181,19 @@ async def test_graphiql_runs_queries_in_a_real_browser(live_server: str, db: Dat
                 "data": {
                     "viewer": {"authenticated": True, "owner": "browser-user", "role": "READER"}
                 }
+            }
+
+            # A subscription through GraphiQL: the page's websocket carries the token
+            # from the Headers tab, and the live counters arrive in the result pane.
+            headers, result = await _execute(
+                page,
+                f'subscription {{ batchProgress(batch: "{batch_gid}") '
+                "{ isCreationDone counters { queued } } }",
+                '"queued": 1',
+                expect_post=False,
+            )
+            assert result == {
+                "data": {"batchProgress": {"isCreationDone": True, "counters": {"queued": 1}}}
             }
 
             assert requested, "the page made no requests at all"
