@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from harness import free_port
 from sqlalchemy import event, text
 
 from db.config import InfraConfig
@@ -34,12 +34,6 @@ from graphql_api.runtime import infrastructure, migrate
 QUERY = """query($b: Int, $j: Int) { batches(first: $b) { edges { node { title
   jobs(first: $j) { edges { node { status taskType { name }
   events(first: 5) { edges { node { eventId toStatus } } } } } } } } } }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def gql(

@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from harness import free_port, serve
 
 TASK_TYPES = 20
 SCENARIOS: list[tuple[str, str, dict[str, Any] | None, bool]] = [
@@ -47,12 +45,6 @@ SCENARIOS: list[tuple[str, str, dict[str, Any] | None, bool]] = [
         True,
     ),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def load(
@@ -121,43 +113,16 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    port = free_port()
     with tempfile.TemporaryDirectory(prefix="bg-bench-") as home:
-        env = {**os.environ, "BATCHGRAPH_HOME": home, "BATCHGRAPH_PORT": str(port)}
-        log = Path(home) / "serve.log"
-        with log.open("wb") as out:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "graphql_api.cli", "serve", "--no-worker"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    print(log.read_text(), file=sys.stderr)
-                    return 1
-                time.sleep(0.2)
-            token = next(w for w in log.read_text().split() if w.startswith("bg_"))
+        env = {**os.environ, "BATCHGRAPH_HOME": home, "BATCHGRAPH_PORT": str(free_port())}
+        with serve(env, Path(home) / "serve.log", "--no-worker") as (base, token):
+            assert token is not None
             print(
                 f"server: 1 uvicorn process; load: {args.concurrency} concurrent keep-alive "
                 f"clients for {args.seconds:.0f}s per scenario, same machine ({os.cpu_count()}"
                 " cores)"
             )
             asyncio.run(run(base, token, args.seconds, args.concurrency))
-        finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import httpx
 import redis
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
+from harness import free_port, stop
 
 from db.config import InfraConfig
 from graphql_api.runtime import infrastructure, migrate
@@ -33,23 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 LIMIT = 600.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(60)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 def dramatiq_alone(env: dict[str, str], n: int, processes: int, home: Path) -> float:
@@ -84,7 +70,7 @@ def dramatiq_alone(env: dict[str, str], n: int, processes: int, home: Path) -> f
             time.sleep(0.02)
         return time.perf_counter() - started
     finally:
-        stop(worker)
+        stop(worker, signal.SIGTERM)
         broker.close()
 
 
@@ -171,8 +157,8 @@ def batchgraph(env: dict[str, str], n: int, processes: int, home: Path, run: int
                     raise RuntimeError(f"not done: {counters}")
                 time.sleep(0.2)
     finally:
-        stop(worker)
-        stop(server)
+        stop(worker, signal.SIGTERM)
+        stop(server, signal.SIGTERM)
 
 
 def main() -> int:

@@ -15,10 +15,7 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,15 +23,10 @@ from pathlib import Path
 
 import httpx
 import websockets
+from harness import free_port, serve
 from websockets.typing import Subprotocol
 
 QUERY = "subscription($b: ID!) { jobStatusChanged(batch: $b) { eventId toStatus } }"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def open_subscription(url: str, token: str, batch: str) -> websockets.ClientConnection:
@@ -126,31 +118,10 @@ def main() -> int:
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--changes", type=int, default=20)
     args = parser.parse_args()
-    port = free_port()
     with tempfile.TemporaryDirectory(prefix="bg-bench-subs-") as home:
-        env = {**os.environ, "BATCHGRAPH_HOME": home, "BATCHGRAPH_PORT": str(port)}
-        log = Path(home) / "serve.log"
-        with log.open("wb") as out:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "graphql_api.cli", "serve"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    print(log.read_text(), file=sys.stderr)
-                    return 1
-                time.sleep(0.2)
-            token = next(w for w in log.read_text().split() if w.startswith("bg_"))
+        env = {**os.environ, "BATCHGRAPH_HOME": home, "BATCHGRAPH_PORT": str(free_port())}
+        with serve(env, Path(home) / "serve.log") as (base, token):
+            assert token is not None
             print(
                 f"{args.changes} status changes; latency from sending the mutation to each"
                 " subscriber receiving the event (one API process, loopback, 2 cores)"
@@ -168,12 +139,6 @@ def main() -> int:
                 print(
                     f"{subscribers:>13} {q[49]:>8.1f} {q[98]:>8.1f} {found[-1]:>8.1f}", flush=True
                 )
-        finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
     return 0
 
 
