@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Select, and_, func, not_, select
@@ -37,6 +38,11 @@ class WorkerRepository:
         if for_update:
             stmt = stmt.with_for_update(key_share=True)
         return await self._session.scalar(stmt)
+
+    async def get_many(self, ids: Sequence[int]) -> list[Worker | None]:
+        rows = await self._session.scalars(select(Worker).where(Worker.id.in_(ids)))
+        by_id = {row.id: row for row in rows}
+        return [by_id.get(i) for i in ids]
 
     async def get_by_token(self, token_id: int, *, for_update: bool = False) -> Worker | None:
         stmt = select(Worker).where(Worker.token_id == token_id)

@@ -60,7 +60,7 @@ class Worker(relay.Node):
     ) -> list[Worker | None]:
         require_authenticated(info.context.actor)
         async with info.context.reads() as reads:
-            rows = [await reads.workers.get(i) for i in node_ints(list(node_ids))]
+            rows = await reads.workers.get_many(node_ints(list(node_ids)))
         return [cls.from_model(r) if r else None for r in rows]
 
     @strawberry.field(description="Connected and heard from within the timeout.")

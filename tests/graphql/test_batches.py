@@ -517,3 +517,18 @@ async def test_workers_need_a_token_and_show_their_jobs(
     assert node["metadata"] == {"load": [0.5]}
     assert node["jobs"]["edges"] == [{"node": {"status": "RUNNING", "node": "resize"}}]
     assert data["worker"] is None
+
+
+async def test_a_worker_by_global_id(api: Api, db: Database, writer: str) -> None:
+    from db.uow import UnitOfWork
+    from domain.workers import service as workers
+
+    async with UnitOfWork(db.write_session) as uow:
+        found = await workers.register_fleet(uow, host="a.lab", concurrency=1, dynamic_metadata={})
+        await uow.commit()
+    query = "query($id: ID!) { node(id: $id) { ... on Worker { name kind } } }"
+    data = await api.data(query, {"id": gid("Worker", found.id)}, token=writer)
+    assert data["node"] == {"name": "a-lab", "kind": "FLEET"}
+    status, errors = await api.errors(query, {"id": gid("Worker", found.id)})
+    # node is nullable: partial data (null), so 200 with the coded error.
+    assert (status, errors[0]["extensions"]["code"]) == (200, "UNAUTHENTICATED")
