@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from alembic.config import Config
 from sqlalchemy import text
@@ -25,7 +26,7 @@ def test_models_and_migrations_agree(database_url: str) -> None:
 
 
 def test_downgrade_to_base_and_back(server_url: str) -> None:
-    name = "batchgraph_roundtrip"
+    name = f"batchgraph_roundtrip_{os.getpid()}"
     asyncio.run(
         _admin(server_url, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
     )
