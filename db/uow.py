@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories.batch import BatchRepository
 from db.repositories.job import JobRepository
+from db.repositories.moves import CreationRepository, MoveRepository
+from db.repositories.periodic import PeriodicRepository
 from db.repositories.task_type import TaskTypeRepository
 from db.repositories.token import TokenRepository
 from db.repositories.worker import WorkerRepository
@@ -54,6 +56,9 @@ class UnitOfWork:
         self.batches = BatchRepository(self._session)
         self.jobs = JobRepository(self._session)
         self.workers = WorkerRepository(self._session)
+        self.moves = MoveRepository(self._session)
+        self.creation = CreationRepository(self._session)
+        self.periodic = PeriodicRepository(self._session)
         return self
 
     async def __aexit__(

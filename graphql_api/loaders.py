@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from db.models import Batch, BatchNode, Job, JobEvent, Recipe, TaskType, TaskTypeRevision, Workspace
+from db.models import Batch, Job, JobEvent, Recipe, TaskType, TaskTypeRevision, Workspace
 from db.repositories.batch import BatchRepository
+from db.repositories.counters import NodeCounts
 from db.repositories.job import JobFilter, JobRepository
 from db.repositories.pagination import Page
 from db.repositories.task_type import TaskTypeRepository
@@ -47,8 +49,11 @@ class Loaders:
         self.next_batch: DataLoader[int, Batch | None] = load(
             lambda s, ids: BatchRepository(s).next_batches(ids)
         )
-        self.batch_nodes: DataLoader[int, list[BatchNode]] = load(
+        self.batch_nodes: DataLoader[int, list[NodeCounts]] = load(
             lambda s, ids: BatchRepository(s).nodes(ids)
+        )
+        self.last_modified: DataLoader[int, datetime | None] = load(
+            lambda s, ids: BatchRepository(s).last_changes(ids)
         )
         self.chain: DataLoader[int, list[Batch]] = load(
             lambda s, roots: BatchRepository(s).chains(roots)

@@ -8,7 +8,7 @@ connection's DataLoaders, which would cache stale rows)."""
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncGenerator
 from datetime import datetime
 
@@ -69,36 +69,6 @@ class BatchProgress:
     counters: BatchCounters
 
 
-# Events never change, and every subscriber of a batch wants the same one: fetch each
-# once per process and share it (bounded; in-flight fetches are shared too).
-_EVENTS: OrderedDict[int, asyncio.Future[list[tuple[JobEvent, str]]]] = OrderedDict()
-SHARED_EVENTS = 2_000
-
-
-def forget_events() -> None:
-    """For a database whose ids restart (tests): what was shared is someone else's now."""
-    _EVENTS.clear()
-
-
-async def _event(info: Info, event_id: int) -> list[tuple[JobEvent, str]]:
-    found = _EVENTS.get(event_id)
-    if found is None:
-
-        async def fetch() -> list[tuple[JobEvent, str]]:
-            async with info.context.reads() as reads:
-                return await reads.jobs.events_by_id([event_id])
-
-        found = asyncio.ensure_future(fetch())
-        _EVENTS[event_id] = found
-        while len(_EVENTS) > SHARED_EVENTS:
-            _EVENTS.popitem(last=False)
-    try:
-        return await asyncio.shield(found)
-    except Exception:
-        _EVENTS.pop(event_id, None)  # a failed fetch is not shared
-        raise
-
-
 async def _authorize(
     info: Info, batch: relay.GlobalID | None, job: relay.GlobalID | None
 ) -> tuple[int | None, int | None]:
@@ -110,7 +80,7 @@ async def _authorize(
                 found_batch = await visible_batch(uow, parse_id(batch, "Batch"), info.context.actor)
                 return found_batch.id, None
             assert job is not None
-            found_job = await visible_job(uow, parse_id(job, "Job"), info.context.actor, lock=False)
+            found_job = await visible_job(uow, parse_id(job, "Job"), info.context.actor)
             return None, found_job.id
         except DomainError as exc:
             raise top_level(exc) from exc
@@ -134,6 +104,15 @@ async def _counters(info: Info, batch_id: int) -> BatchProgress:
             recipes_completed=completed,
         ),
     )
+
+
+def _concerns(notice: Notice, batch_id: int | None, job_id: int | None) -> bool:
+    """Could this notice (one statement's events: their batches and id range) hold
+    events for this subscriber? A job subscription checks by reading."""
+    batches = notice.data.get("batches")
+    if batch_id is not None:
+        return batches is None or batch_id in batches
+    return job_id is not None
 
 
 @strawberry.type
@@ -181,23 +160,21 @@ class Subscription:
             if after_event_id is not None:
                 for event in await replay():
                     yield event
+            else:  # from now on: what was there before subscribing is history
+                async with info.context.reads() as reads:
+                    last = await reads.jobs.last_event_id()
             while True:
                 notice: Notice = await queue.get()
                 if notice is RESYNC:
                     for event in await replay():
                         yield event
                     continue
-                if notice.channel != JOB_EVENTS or notice.data["id"] in seen_set:
+                if notice.channel != JOB_EVENTS or not _concerns(notice, batch_id, job_id):
                     continue
-                if (batch_id is not None and notice.data["batch"] != batch_id) or (
-                    job_id is not None and notice.data["job"] != job_id
-                ):
+                if last is not None and notice.data.get("max", 0) <= last:
                     continue
-                rows = await _event(info, notice.data["id"])
-                for row, node in rows:
-                    if fresh(row):
-                        last = max(last or 0, row.id)
-                        yield JobStatusEvent.of(row, node)
+                for event in await replay():
+                    yield event
 
     @strawberry.subscription(description="A batch's counters as its jobs move (throttled).")
     async def batch_progress(
@@ -210,7 +187,7 @@ class Subscription:
             while True:
                 notice = await queue.get()
                 if notice is not RESYNC and (
-                    notice.channel != JOB_EVENTS or notice.data["batch"] != batch_id
+                    notice.channel != JOB_EVENTS or not _concerns(notice, batch_id, None)
                 ):
                     continue
                 await asyncio.sleep(PROGRESS_EVERY)  # let a burst settle into one update

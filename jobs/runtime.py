@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import platform
 import socket
+import time
 import weakref
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from importlib.metadata import version
+from typing import Any, TypeVar
 
+import asyncpg
 import dramatiq
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from db.session import Database, connect
 from db.uow import UnitOfWork
+from domain.jobs import execution
+from domain.jobs.execution import Finish
 from domain.ports import Dispatcher
 from jobs.dispatch import DramatiqDispatcher
+from jobs.implementations import registry
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _url: str | None = None
 _dispatcher: Dispatcher | None = None
@@ -40,7 +54,7 @@ def database() -> Database:
 
 
 _worker_name: str | None = None
-_running = 0
+_running: set[int] = set()
 
 
 def set_worker_name(name: str) -> None:
@@ -54,17 +68,115 @@ def worker_name() -> str:
 
 
 def running_jobs() -> int:
-    return _running
+    return len(_running)
 
 
-def job_started() -> None:
-    global _running
-    _running += 1
+def running_ids() -> list[int]:
+    return sorted(_running)
 
 
-def job_ended() -> None:
-    global _running
-    _running -= 1
+def job_started(job_id: int) -> None:
+    _running.add(job_id)
+
+
+def job_ended(job_id: int) -> None:
+    _running.discard(job_id)
+
+
+def worker_metadata() -> dict[str, Any]:
+    """What this process reports about itself (dynamic metadata): task types'
+    requirements are matched against it (overlaid by what an admin set)."""
+    return {
+        "pid": os.getpid(),
+        "running": running_jobs(),
+        "load": list(os.getloadavg()),
+        "arch": platform.machine(),
+        "os": platform.system().lower(),
+        "implementations": sorted(registry()),
+        "versions": {
+            "batchgraph": version("batchgraph"),
+            "dramatiq": version("dramatiq"),
+            "python": platform.python_version(),
+        },
+    }
+
+
+# --- writes that survive a database restart -------------------------------------------
+
+# How long a write is retried on fresh connections before its outcomes are kept for
+# the heartbeat to write later.
+RETRY_SECONDS = 30.0
+_unsaved: dict[int, Finish] = {}
+
+
+def transient(exc: BaseException) -> bool:
+    """A failure of the connection, not of the statement: worth another try."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(
+        exc,
+        OperationalError
+        | InterfaceError
+        | OSError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.AdminShutdownError,
+    )
+
+
+async def in_transaction(
+    work: Callable[[UnitOfWork], Awaitable[T]],
+    *,
+    unsaved: Sequence[Finish] = (),
+    seconds: float = RETRY_SECONDS,
+) -> T:
+    """``work`` in one unit of work, committed; retried on a fresh connection while
+    the database is away (up to ``seconds``). When it gives up, the ``unsaved``
+    outcomes are kept in this process (``save_unsaved`` writes them later)."""
+    deadline = time.monotonic() + seconds
+    delay = 0.1
+    while True:
+        try:
+            async with unit_of_work() as uow:
+                result = await work(uow)
+                await uow.commit()
+            return result
+        except Exception as exc:
+            if not transient(exc) or time.monotonic() > deadline:
+                for f in unsaved:
+                    _unsaved[f.job_id] = f
+                raise
+            log.warning(
+                "database unavailable (%s); trying again in %.1f s", type(exc).__name__, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def is_unsaved(job_id: int) -> bool:
+    return job_id in _unsaved
+
+
+async def save_unsaved(*, only: Iterable[int] | None = None) -> int:
+    """Write outcomes kept while the database was away. Returns how many were written."""
+    wanted = set(only) if only is not None else set(_unsaved)
+    kept = [f for i, f in list(_unsaved.items()) if i in wanted]
+    if not kept:
+        return 0
+    try:
+        async with unit_of_work() as uow:
+            await execution.finish(uow, kept)
+            await uow.commit()
+    except Exception as exc:
+        if transient(exc):
+            log.warning("%d outcomes still wait for the database", len(kept))
+            return 0
+        raise
+    for f in kept:
+        _unsaved.pop(f.job_id, None)
+    log.info("wrote %d outcomes kept while the database was away", len(kept))
+    return len(kept)
 
 
 def dispatcher() -> Dispatcher:

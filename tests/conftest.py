@@ -104,11 +104,9 @@ TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables)
 
 
 async def reset(database: Database) -> None:
-    from domain.jobs.execution import forget_revisions
-    from graphql_api.subscriptions import forget_events
+    from domain.jobs import revisions
 
-    forget_revisions()  # ids restart below, so cached rows would be someone else's
-    forget_events()
+    revisions.forget()  # ids restart below, so cached rows would be someone else's
     async with database.engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
         # What the first migration seeds.

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from db.enums import CachePolicy, TokenRole
+from db.enums import CachePolicy, JobStatus, TokenRole
 from db.models import TaskType, Token, Workspace
 from db.session import Database
 from db.uow import UnitOfWork
 from domain.auth import service as auth
 from domain.auth.rules import Actor
+from domain.jobs import moves
+from domain.jobs.moves import Move
+from domain.jobs.rules import Initiator
 from domain.tasktypes import service as tasktypes
 from domain.tasktypes.rules import RevisionFields
 from domain.workspaces import service as workspaces
@@ -143,6 +146,8 @@ async def make_batch(
                 workspace="default", title=title, definition=definition, previous=previous
             ),
             actor=ADMIN,
+            # Small batches are created at once; finish_creation=False leaves it to chunks.
+            inline_limit=batches.CHUNK_SIZE if finish_creation else 0,
         )
         await uow.commit()
     assert created.batch is not None
@@ -164,3 +169,48 @@ async def run_creation(db: Database, batch_id: int, cursor: int = 0) -> int:
         next_cursor = outcome.next_cursor
         chunks += 1
     return chunks
+
+
+async def move_job(
+    uow: UnitOfWork,
+    job_id: int,
+    target: JobStatus,
+    by: Initiator,
+    *,
+    worker: str | None = "w",
+    error: tuple[str, str, str] | None = None,
+) -> None:
+    """One move on the one path, as a worker or the system would make it."""
+    completed = target is JobStatus.COMPLETED
+    failed = target is JobStatus.FAILED
+    await moves.apply(
+        uow,
+        [
+            Move(
+                job_id,
+                target,
+                by,
+                worker=worker,
+                result={} if completed else None,
+                error=error or (("FAILED", "failed", "DOMAIN") if failed else None),
+            )
+        ],
+    )
+
+
+async def live_nodes(db: Database, batch_id: int) -> dict[str, Any]:
+    """The batch's node counters as readers see them (folded + pending deltas)."""
+    from db.repositories.batch import BatchRepository
+
+    async with db.read_session() as s:
+        [nodes] = await BatchRepository(s).nodes([batch_id])
+    return {n.node: n for n in nodes}
+
+
+async def fold_counters(db: Database) -> None:
+    """What the ``counters.fold`` periodic task does."""
+    from db.repositories import counters
+
+    async with db.write_session() as s:
+        await counters.fold(s)
+        await s.commit()

@@ -105,6 +105,41 @@ class BatchNode(Base):
     job_seconds_max: Mapped[float | None]
     job_seconds_sum: Mapped[float] = mapped_column(default=0.0)
     job_seconds_count: Mapped[int] = mapped_column(default=0)
+    # The newest change folded into this row (see BatchNodeDelta).
+    last_changed_at: Mapped[datetime | None]
+
+
+class BatchNodeDelta(Base):
+    """A change to a batch node's counters, appended by the transaction that moved jobs.
+
+    Job transitions never update ``batch_node``: one row shared by every job of a
+    node would serialise them all. They append a delta instead (no lock shared with
+    anyone); a periodic task folds deltas into ``batch_node`` in the background, and
+    readers add the deltas not folded yet, so counters are exact in every snapshot.
+    """
+
+    __tablename__ = "batch_node_delta"
+    __table_args__ = (Index("ix_batch_node_delta_batch_id_node", "batch_id", "node"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id", ondelete="CASCADE"))
+    node: Mapped[str] = mapped_column(String(100))
+    pending: Mapped[int] = mapped_column(default=0)
+    blocked: Mapped[int] = mapped_column(default=0)
+    queued: Mapped[int] = mapped_column(default=0)
+    running: Mapped[int] = mapped_column(default=0)
+    completed: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    canceled: Mapped[int] = mapped_column(default=0)
+    run_seconds_min: Mapped[float | None]
+    run_seconds_max: Mapped[float | None]
+    run_seconds_sum: Mapped[float] = mapped_column(default=0.0)
+    run_seconds_count: Mapped[int] = mapped_column(default=0)
+    job_seconds_min: Mapped[float | None]
+    job_seconds_max: Mapped[float | None]
+    job_seconds_sum: Mapped[float] = mapped_column(default=0.0)
+    job_seconds_count: Mapped[int] = mapped_column(default=0)
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class BatchItem(Base):

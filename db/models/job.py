@@ -24,7 +24,7 @@ JOB_STATUS = Enum(JobStatus, name="job_status")
 
 
 class Job(Base):
-    """A work request: one node of one recipe. Only the transition service sets ``status``."""
+    """A work request: one node of one recipe. Only domain.jobs.moves sets ``status``."""
 
     __tablename__ = "job"
     __table_args__ = (
@@ -36,6 +36,16 @@ class Job(Base):
             "priority",
             "id",
             postgresql_where=text("status IN ('PENDING', 'QUEUED')"),
+        ),
+        Index(
+            "ix_job_pending_by_batch",
+            "batch_id",
+            text("priority DESC"),
+            "id",
+            postgresql_where=text("status = 'PENDING'"),
+        ),
+        Index(
+            "ix_job_running_started_at", "started_at", postgresql_where=text("status = 'RUNNING'")
         ),
     )
 

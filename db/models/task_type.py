@@ -61,5 +61,8 @@ class TaskTypeRevision(Base):
     timeout_seconds: Mapped[int | None]
     max_attempts: Mapped[int] = mapped_column(default=1)
     cache_policy: Mapped[CachePolicy] = mapped_column(Enum(CachePolicy, name="cache_policy"))
+    # What a worker must offer to run these jobs: every key/value here must appear in
+    # the worker's metadata (JSONB containment), e.g. {"arch": "aarch64"}.
+    requirements: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -6,13 +6,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, String, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Select, String, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from db.enums import JobStatus
 from db.models import Batch, BatchItem, BatchNode, Recipe, Workspace
+from db.repositories import counters
+from db.repositories.counters import NodeCounts
 from db.repositories.pagination import Page, SortKey, count, keyset_page
 
 
@@ -33,9 +33,6 @@ class BatchFilter:
     is_creation_done: bool | None = None
     is_superseded: bool | None = None
     root_batch_id: int | None = None
-
-
-_COUNT_COLUMN = {status: status.value.lower() for status in JobStatus}
 
 
 class NewRecipe(NamedTuple):
@@ -90,42 +87,47 @@ class BatchRepository:
 
     # --- nodes (counters and durations) ------------------------------------
 
-    async def nodes(self, batch_ids: Sequence[int]) -> list[list[BatchNode]]:
+    async def nodes(self, batch_ids: Sequence[int]) -> list[list[NodeCounts]]:
+        """Live counters per node (folded + pending deltas), per batch in key order."""
+        return await counters.nodes(self._session, batch_ids)
+
+    async def last_changes(self, batch_ids: Sequence[int]) -> list[datetime | None]:
+        """Per batch, when it or its jobs last changed: its lastModifiedAt."""
+        rows = await self._session.execute(
+            select(Batch.id, _live_last_modified()).where(Batch.id.in_(batch_ids))
+        )
+        found: dict[int, datetime | None] = {int(i): at for i, at in rows}
+        return [found.get(i) for i in batch_ids]
+
+    async def capped(self, batch_ids: Sequence[int]) -> list[int]:
+        """Those of these batches that cap how many jobs run at once."""
         rows = await self._session.scalars(
-            select(BatchNode)
-            .where(BatchNode.batch_id.in_(batch_ids))
-            .order_by(BatchNode.batch_id, BatchNode.position)
+            select(Batch.id).where(Batch.id.in_(batch_ids), Batch.max_parallel_jobs.is_not(None))
         )
-        grouped: dict[int, list[BatchNode]] = {i: [] for i in batch_ids}
-        for row in rows:
-            grouped[row.batch_id].append(row)
-        return [grouped[i] for i in batch_ids]
+        return list(rows)
 
-    async def add_counts(
-        self,
-        batch_id: int,
-        node: str,
-        deltas: dict[JobStatus, int],
-        *,
-        run: float | None = None,
-        job: float | None = None,
-    ) -> None:
-        """Atomic increments: concurrent transitions serialise on the row, never lose counts.
+    async def dispatch_room(self, batch_id: int) -> int | None:
+        """How many more jobs the batch may have QUEUED or RUNNING now (None: no batch).
 
-        ``run``/``job``: a completed job's durations, folded into the same statement.
+        ``maxParallelJobs`` minus its live QUEUED and RUNNING counts; unbounded when
+        the batch sets no cap.
         """
-        if not any(deltas.values()):
-            return
-        col = BatchNode.__table__.c
-        values: dict[str, Any] = {
-            _COUNT_COLUMN[s]: col[_COUNT_COLUMN[s]] + d for s, d in deltas.items() if d
-        }
-        values |= _duration_values(run=run, job=job)
-        await self._session.execute(
-            update(BatchNode)
-            .where(BatchNode.batch_id == batch_id, BatchNode.node == node)
-            .values(**values)
+        row = (
+            await self._session.execute(select(Batch.max_parallel_jobs).where(Batch.id == batch_id))
+        ).first()
+        if row is None:
+            return None
+        cap = row[0]
+        if cap is None:
+            return UNBOUNDED
+        [nodes] = await counters.nodes(self._session, [batch_id])
+        return int(cap) - sum(n.queued + n.running for n in nodes)
+
+    async def recipes_of(self, batch_ids: Sequence[int]) -> list[tuple[int, dict[str, Any]]]:
+        rows = await self._session.execute(
+            select(Batch.id, Batch.recipe).where(Batch.id.in_(batch_ids))
         )
+        return [(int(i), recipe) for i, recipe in rows]
 
     async def completed_recipe_counts(self, batch_ids: Sequence[int]) -> list[int]:
         rows = await self._session.execute(
@@ -142,39 +144,12 @@ class BatchRepository:
         if rows:
             await self._session.execute(insert(BatchItem), list(rows))
 
-    async def items(self, batch_id: int, *, start: int, limit: int) -> list[BatchItem]:
-        rows = await self._session.scalars(
-            select(BatchItem)
-            .where(BatchItem.batch_id == batch_id, BatchItem.position >= start)
-            .order_by(BatchItem.position)
-            .limit(limit)
+    async def item_count(self, batch_id: int) -> int:
+        """How many input items the batch stored (positions are 0 … n-1)."""
+        found = await self._session.scalar(
+            select(func.max(BatchItem.position)).where(BatchItem.batch_id == batch_id)
         )
-        return list(rows)
-
-    async def insert_recipes(self, rows: Sequence[dict[str, Any]]) -> list[NewRecipe]:
-        """Insert the recipes that do not exist yet; return all of those positions."""
-        if not rows:
-            return []
-        await self._session.execute(
-            pg_insert(Recipe).on_conflict_do_nothing(index_elements=["batch_id", "position"]),
-            list(rows),
-        )
-        batch_id = rows[0]["batch_id"]
-        positions = [r["position"] for r in rows]
-        found = await self._session.execute(
-            select(Recipe.id, Recipe.position, Recipe.item)
-            .where(Recipe.batch_id == batch_id, Recipe.position.in_(positions))
-            .order_by(Recipe.position)
-        )
-        return [NewRecipe(*row) for row in found]
-
-    async def complete_one_job(self, recipe_id: int) -> None:
-        """Count a completed job on its recipe (complete when all its jobs are)."""
-        await self._session.execute(
-            update(Recipe)
-            .where(Recipe.id == recipe_id)
-            .values(jobs_completed=Recipe.jobs_completed + 1)
-        )
+        return 0 if found is None else int(found) + 1
 
     async def recipes_page(
         self, batch_id: int, *, after: SortKey | None, first: int
@@ -271,28 +246,20 @@ class BatchRepository:
         return await count(self._session, self._listing(flt))
 
 
+def _live_last_modified() -> Any:
+    """The batch's own edits, or its jobs' newest change, whichever is later."""
+    return func.greatest(Batch.last_modified_at, counters.last_change(Batch.id))
+
+
+UNBOUNDED = 1_000_000_000
+
 _ORDER_KEYS: dict[BatchOrder, list[Any]] = {
     BatchOrder.ID: [Batch.id],
     BatchOrder.TITLE: [func.lower(Batch.title, type_=String), Batch.id],  # case-insensitive
     BatchOrder.CREATED: [Batch.created_at, Batch.id],
-    BatchOrder.LAST_MODIFIED: [Batch.last_modified_at, Batch.id],
+    BatchOrder.LAST_MODIFIED: [_live_last_modified(), Batch.id],
 }
 
 
 def _order_key(order: BatchOrder) -> list[Any]:
     return _ORDER_KEYS[order]
-
-
-def _duration_values(*, run: float | None, job: float | None) -> dict[str, Any]:
-    """min / max / sum / count updates for a completed job's run and job durations."""
-    c = BatchNode.__table__.c
-    values: dict[str, Any] = {}
-    for prefix, seconds in (("run", run), ("job", job)):
-        if seconds is not None:
-            values |= {
-                f"{prefix}_seconds_min": func.least(c[f"{prefix}_seconds_min"], seconds),
-                f"{prefix}_seconds_max": func.greatest(c[f"{prefix}_seconds_max"], seconds),
-                f"{prefix}_seconds_sum": c[f"{prefix}_seconds_sum"] + seconds,
-                f"{prefix}_seconds_count": c[f"{prefix}_seconds_count"] + 1,
-            }
-    return values

@@ -2,16 +2,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from db.enums import JobStatus
-from db.models import Job, JobDependency, JobEvent, TaskType, TaskTypeRevision, Workspace
+from db.models import Job, JobDependency, JobEvent, TaskTypeRevision, Workspace
 from db.repositories.pagination import Page, SortKey, count, keyset_page
 
 
@@ -44,26 +44,6 @@ class JobRepository:
     async def flush(self) -> None:
         await self._session.flush()
 
-    async def insert_new(self, rows: Sequence[dict[str, Any]]) -> list[NewJob]:
-        """Insert jobs that do not exist yet (unique on recipe and node); return only those."""
-        if not rows:
-            return []
-        # executemany form: compiled once, sent as batched multi-row INSERTs; plain
-        # rows back, not ORM objects (thousands per chunk).
-        stmt = (
-            pg_insert(Job)
-            .on_conflict_do_nothing(index_elements=["recipe_id", "node"])
-            .returning(Job.id, Job.recipe_id, Job.node, Job.status, Job.attempt)
-        )
-        result = await self._session.execute(stmt, list(rows))
-        return [NewJob(*row) for row in result]
-
-    async def ids_by_recipe_node(self, recipe_ids: Sequence[int]) -> dict[tuple[int, str], int]:
-        rows = await self._session.execute(
-            select(Job.recipe_id, Job.node, Job.id).where(Job.recipe_id.in_(recipe_ids))
-        )
-        return {(r, n): i for r, n, i in rows}
-
     async def add_dependencies(self, pairs: Sequence[tuple[int, int]]) -> None:
         if pairs:
             await self._session.execute(
@@ -71,69 +51,96 @@ class JobRepository:
                 [{"job_id": j, "depends_on_id": d} for j, d in pairs],
             )
 
-    async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            await self._session.execute(insert(JobEvent), list(rows))
-
-    async def get(self, job_id: int, *, for_update: bool = False) -> Job | None:
+    async def get(self, job_id: int, *, fresh: bool = False) -> Job | None:
+        """``fresh``: re-read even if this session holds the row (moves write in bulk,
+        behind the ORM's back)."""
         stmt = select(Job).where(Job.id == job_id)
-        if for_update:
-            stmt = stmt.with_for_update(key_share=True)
+        if fresh:
+            stmt = stmt.execution_options(populate_existing=True)
         return await self._session.scalar(stmt)
 
-    async def lock(self, ids: Sequence[int]) -> list[Job]:
-        """Lock jobs in id order (a fixed order, so two transactions never deadlock).
+    async def blocked_dependents(self, job_ids: Sequence[int]) -> list[int]:
+        """The BLOCKED jobs waiting for any of these, locked in id order (waiting for
+        the locks of concurrent completions of their other dependencies)."""
+        rows = await self._session.execute(
+            text(
+                "SELECT j.id FROM job j WHERE j.status = 'BLOCKED' AND j.id IN ("
+                " SELECT job_id FROM job_dependency"
+                " WHERE depends_on_id = ANY(CAST(:ids AS bigint[])))"
+                " ORDER BY j.id FOR NO KEY UPDATE"
+            ),
+            {"ids": list(job_ids)},
+        )
+        return [int(i) for (i,) in rows]
 
-        In slices: PostgreSQL takes at most 32,767 parameters per statement.
-        """
-        found: list[Job] = []
-        for part in _slices(sorted(set(ids))):
-            found += await self._session.scalars(
-                select(Job).where(Job.id.in_(part)).order_by(Job.id).with_for_update(key_share=True)
+    async def dependency_states(self, job_id: int) -> list[JobStatus]:
+        rows = await self._session.scalars(
+            select(Job.status)
+            .join(JobDependency, JobDependency.depends_on_id == Job.id)
+            .where(JobDependency.job_id == job_id)
+        )
+        return list(rows)
+
+    async def parameters(self, job_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        rows = await self._session.execute(
+            select(Job.id, Job.parameters).where(Job.id.in_(job_ids))
+        )
+        return {int(i): p for i, p in rows}
+
+    async def orphans(
+        self, job_ids: Sequence[int], *, worker: str, running_here: Sequence[int]
+    ) -> list[tuple[int, int, int]]:
+        """(id, attempt, revision) of these jobs RUNNING under ``worker`` but not among
+        ``running_here``: their run was interrupted in that worker."""
+        rows = await self._session.execute(
+            select(Job.id, Job.attempt, Job.task_type_revision_id).where(
+                Job.id.in_(job_ids),
+                Job.status == JobStatus.RUNNING,
+                Job.worker == worker,
+                Job.id.not_in(running_here),
             )
-        return found
+        )
+        return [(int(i), int(a), int(r)) for i, a, r in rows]
+
+    async def fit(
+        self, job_ids: Sequence[int], *, worker: str, metadata: str, worker_timeout: timedelta
+    ) -> list[tuple[int, str, bool, bool]]:
+        """For these QUEUED jobs: (id, implementation, whether ``worker`` meets the task
+        type's requirements — its recorded metadata, else ``metadata`` —, whether some
+        connected fleet worker offers the implementation and meets them)."""
+        rows = await self._session.execute(
+            text(
+                """SELECT j.id, r.implementation,
+                  r.requirements <@ coalesce((SELECT w.dynamic_metadata || w.static_metadata
+                                              FROM worker w WHERE w.name = :worker),
+                                             CAST(:meta AS jsonb)),
+                  EXISTS (SELECT 1 FROM worker w
+                          WHERE w.kind = 'FLEET' AND w.connected_at IS NOT NULL
+                            AND w.last_seen_at >= now() - CAST(:timeout AS interval)
+                            AND (w.dynamic_metadata || w.static_metadata) @> r.requirements
+                            AND w.dynamic_metadata -> 'implementations' ? r.implementation)
+                FROM job j JOIN task_type_revision r ON r.id = j.task_type_revision_id
+                WHERE j.id = ANY(CAST(:ids AS bigint[])) AND j.status = 'QUEUED'"""
+            ),
+            {
+                "ids": list(job_ids),
+                "worker": worker,
+                "meta": metadata,
+                "timeout": worker_timeout,
+            },
+        )
+        return [(int(i), str(impl), bool(mine), bool(any_)) for i, impl, mine, any_ in rows]
+
+    async def states(self, job_ids: Sequence[int]) -> dict[int, tuple[JobStatus, int]]:
+        rows = await self._session.execute(
+            select(Job.id, Job.status, Job.attempt).where(Job.id.in_(job_ids))
+        )
+        return {int(i): (status, int(attempt)) for i, status, attempt in rows}
 
     async def get_many(self, ids: Sequence[int]) -> list[Job | None]:
         rows = await self._session.scalars(select(Job).where(Job.id.in_(ids)))
         by_id = {row.id: row for row in rows}
         return [by_id.get(i) for i in ids]
-
-    async def dependent_ids(self, job_ids: Sequence[int]) -> list[int]:
-        found: set[int] = set()
-        for part in _slices(job_ids):
-            found.update(
-                await self._session.scalars(
-                    select(JobDependency.job_id).where(JobDependency.depends_on_id.in_(part))
-                )
-            )
-        return sorted(found)
-
-    async def dead_dependency_counts(self, job_ids: Sequence[int]) -> dict[int, int]:
-        """For each job, how many of its dependencies are FAILED or CANCELED."""
-        rows = await self._session.execute(
-            select(JobDependency.job_id, func.count())
-            .join(Job, Job.id == JobDependency.depends_on_id)
-            .where(
-                JobDependency.job_id.in_(job_ids),
-                Job.status.in_([JobStatus.FAILED, JobStatus.CANCELED]),
-            )
-            .group_by(JobDependency.job_id)
-        )
-        found = {job_id: 0 for job_id in job_ids}
-        found.update({j: int(n) for j, n in rows})
-        return found
-
-    async def unfinished_dependency_counts(self, job_ids: Sequence[int]) -> dict[int, int]:
-        """For each job, how many of its dependencies are not COMPLETED."""
-        rows = await self._session.execute(
-            select(JobDependency.job_id, func.count())
-            .join(Job, Job.id == JobDependency.depends_on_id)
-            .where(JobDependency.job_id.in_(job_ids), Job.status != JobStatus.COMPLETED)
-            .group_by(JobDependency.job_id)
-        )
-        found = {job_id: 0 for job_id in job_ids}
-        found.update({j: int(n) for j, n in rows})
-        return found
 
     async def related(self, job_ids: Sequence[int], *, dependents: bool) -> list[list[int]]:
         """Per job: the ids of its dependencies (or its dependents), in key order."""
@@ -149,15 +156,6 @@ class JobRepository:
         for me, other in rows:
             grouped[me].append(other)
         return [grouped[i] for i in job_ids]
-
-    async def running_on(self, worker: str) -> list[Job]:
-        rows = await self._session.scalars(
-            select(Job)
-            .where(Job.worker == worker, Job.status == JobStatus.RUNNING)
-            .order_by(Job.id)
-            .with_for_update(key_share=True)
-        )
-        return list(rows)
 
     async def stale_queued_fleet(self, cutoff: datetime, *, limit: int) -> list[int]:
         """QUEUED fleet jobs nobody picked up since ``cutoff`` (their message was lost)."""
@@ -179,27 +177,6 @@ class JobRepository:
             select(Job.batch_id).where(Job.status == JobStatus.PENDING).distinct().limit(limit)
         )
         return list(rows)
-
-    async def claim_next_external(
-        self, *, task_types: Sequence[str] | None, exclude: Sequence[str]
-    ) -> Job | None:
-        """The best QUEUED job of an ``external`` task type this worker may run: highest
-        priority, then oldest; rows other workers are claiming are skipped, so a job
-        nobody here can take never blocks the ones behind it."""
-        stmt = (
-            select(Job)
-            .join(TaskTypeRevision, TaskTypeRevision.id == Job.task_type_revision_id)
-            .join(TaskType, TaskType.id == TaskTypeRevision.task_type_id)
-            .where(Job.status == JobStatus.QUEUED, TaskTypeRevision.implementation == "external")
-            .order_by(Job.priority.desc(), Job.queued_at, Job.id)
-            .limit(1)
-            .with_for_update(of=Job, key_share=True, skip_locked=True)
-        )
-        if task_types is not None:
-            stmt = stmt.where(TaskType.name.in_(list(task_types)))
-        if exclude:
-            stmt = stmt.where(TaskType.name.not_in(list(exclude)))
-        return await self._session.scalar(stmt)
 
     async def running_count(self, worker: str) -> int:
         found = await self._session.scalar(
@@ -223,6 +200,9 @@ class JobRepository:
         )
         return [(event, node) for event, node in rows]
 
+    async def last_event_id(self) -> int:
+        return int(await self._session.scalar(select(func.max(JobEvent.id))) or 0)
+
     async def events_by_id(self, ids: Sequence[int]) -> list[tuple[JobEvent, str]]:
         rows = await self._session.execute(
             select(JobEvent, Job.node)
@@ -231,49 +211,6 @@ class JobRepository:
             .order_by(JobEvent.id)
         )
         return [(event, node) for event, node in rows]
-
-    async def refresh(self, job: Job) -> None:
-        await self._session.refresh(job)
-
-    async def claim(self, job_id: int) -> Job | None:
-        """Lock a QUEUED job for running, skipping it if another worker holds it."""
-        return await self._session.scalar(
-            select(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-            .with_for_update(key_share=True, skip_locked=True)
-        )
-
-    async def queue_pending(self, batch_id: int, *, limit: int) -> list[NewJob]:
-        """PENDING → QUEUED for up to ``limit`` jobs of a batch, highest priority then
-        oldest first, skipping rows other transactions hold; returns those moved."""
-        chosen = (
-            select(Job.id)
-            .where(Job.batch_id == batch_id, Job.status == JobStatus.PENDING)
-            .order_by(Job.priority.desc(), Job.id)
-            .limit(limit)
-            .with_for_update(key_share=True, skip_locked=True)
-            .scalar_subquery()
-        )
-        result = await self._session.execute(
-            update(Job)
-            .where(Job.id.in_(chosen))
-            .values(status=JobStatus.QUEUED, queued_at=func.now(), last_modified_at=func.now())
-            .returning(Job.id, Job.recipe_id, Job.node, Job.task_type_revision_id, Job.attempt)
-            .execution_options(synchronize_session=False)
-        )
-        return [NewJob(i, r, n, JobStatus.QUEUED, a) for i, r, n, _, a in result]
-
-    async def fleet_job_ids(self, job_ids: Sequence[int]) -> list[int]:
-        """Those of these jobs whose task type runs on the fleet (not ``external``)."""
-        if not job_ids:
-            return []
-        rows = await self._session.scalars(
-            select(Job.id)
-            .join(TaskTypeRevision, TaskTypeRevision.id == Job.task_type_revision_id)
-            .where(Job.id.in_(job_ids), TaskTypeRevision.implementation != "external")
-            .order_by(Job.id)
-        )
-        return list(rows)
 
     async def set_priority_of_waiting(self, batch_id: int, priority: int) -> None:
         """Jobs not yet running take the batch's new priority (dispatch orders by it)."""
@@ -285,19 +222,6 @@ class JobRepository:
             )
             .values(priority=priority)
         )
-
-    async def active_ids_in_batch(self, batch_id: int) -> list[int]:
-        rows = await self._session.scalars(
-            select(Job.id)
-            .where(
-                Job.batch_id == batch_id,
-                Job.status.in_(
-                    [JobStatus.PENDING, JobStatus.BLOCKED, JobStatus.QUEUED, JobStatus.RUNNING]
-                ),
-            )
-            .order_by(Job.id)
-        )
-        return list(rows)
 
     async def statuses_by_recipe(self, batch_id: int) -> dict[int, dict[str, JobStatus]]:
         rows = await self._session.execute(

@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import Select, and_, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.enums import WorkerKind
 from db.models import Worker
 from db.repositories.pagination import Page, SortKey, count, keyset_page
 from db.repositories.writes import insert_unique
@@ -52,6 +53,21 @@ class WorkerRepository:
 
     async def get_by_name(self, name: str) -> Worker | None:
         return await self._session.scalar(select(Worker).where(Worker.name == name))
+
+    async def fleet_implementations(self, *, cutoff: datetime) -> frozenset[str]:
+        """The implementations that connected fleet workers (heard from since
+        ``cutoff``) report in their metadata."""
+        rows = await self._session.scalars(
+            select(func.jsonb_array_elements_text(Worker.dynamic_metadata["implementations"]))
+            .where(
+                Worker.kind == WorkerKind.FLEET,
+                Worker.connected_at.is_not(None),
+                Worker.last_seen_at >= cutoff,
+                func.jsonb_typeof(Worker.dynamic_metadata["implementations"]) == "array",
+            )
+            .distinct()
+        )
+        return frozenset(rows)
 
     async def lost_since(self, cutoff: datetime) -> list[Worker]:
         """Connected workers last heard from before ``cutoff`` (locked, skipping busy rows)."""

@@ -15,6 +15,7 @@ from db.enums import CachePolicy, JobStatus, RerunMode
 from db.models import Batch, BatchNode, TaskType
 from db.repositories.batch import BatchRepository
 from db.repositories.job import JobRepository
+from db.repositories.moves import NodePlan
 from db.repositories.task_type import TaskTypeRepository
 from db.repositories.workspace import WorkspaceRepository
 from db.uow import UnitOfWork
@@ -38,6 +39,7 @@ from domain.errors import (
     ValidationFailedError,
     Violation,
 )
+from domain.jobs import moves, revisions
 from domain.jobs import service as jobs
 from domain.workspaces.service import can_read, get_readable
 
@@ -381,6 +383,7 @@ async def create_batch(
     spec: BatchSpec,
     actor: Actor | None,
     dry_run: bool = False,
+    inline_limit: int = CHUNK_SIZE,
 ) -> Created:
     """Validate, supersede the chain's latest batch (re-processing), and store the batch,
     its nodes and its input items in this transaction; recipes and jobs follow in the
@@ -435,8 +438,12 @@ async def create_batch(
             for r in validation.plan
         ]
     )
-    batch_id = batch.id
-    uow.send_after_commit(CREATE_CHUNK, batch_id, 0)
+    if len(validation.plan) <= inline_limit:
+        # Small batches are created at once: their jobs can start without waiting for
+        # a message to reach a worker first.
+        await create_chunk(uow, batch_id=batch.id, cursor=0)
+    else:
+        uow.send_after_commit(CREATE_CHUNK, batch.id, 0)
     return Created(batch=batch, validation=validation)
 
 
@@ -453,7 +460,8 @@ async def create_chunk(uow: UnitOfWork, *, batch_id: int, cursor: int) -> ChunkO
     Idempotent: the batch row is locked and its cursor moves in the same
     transaction, so a redelivered message (its cursor behind the batch's) does
     nothing, and a crash midway rolls the whole chunk back; the unique keys on
-    recipes and jobs are a second guard.
+    recipes and jobs are a second guard. The rows are made in the database (INSERT
+    … SELECT from the stored items): a few statements per chunk, whatever its size.
     """
     batch = await uow.batches.get(batch_id, for_update=True)
     if batch is None or batch.is_creation_done:
@@ -466,89 +474,48 @@ async def create_chunk(uow: UnitOfWork, *, batch_id: int, cursor: int) -> ChunkO
         if cursor < ahead:
             uow.send_after_commit(CREATE_CHUNK, batch_id, ahead)
         return ChunkOutcome(0, 0, None)
-    items = (
-        []
-        if batch.canceled_at
-        else await uow.batches.items(batch_id, start=cursor, limit=CHUNK_SIZE)
-    )
-    nodes = {n.name: n for n in (PinnedNode.from_json(r) for r in batch.recipe["nodes"])}
-    revisions = await uow.task_types.get_revisions_by_id([n.revision_id for n in nodes.values()])
-    max_attempts = {r.id: r.max_attempts for r in revisions if r is not None}
-    recipes = await uow.batches.insert_recipes(
-        [
-            {
-                "batch_id": batch_id,
-                "position": item.position,
-                "item": item.value,
-                "previous_recipe_id": item.previous_recipe_id,
-                "job_count": len(item.nodes or nodes),
-            }
-            for item in items
-        ]
-    )
-    run_sets = {item.position: list(item.nodes or nodes) for item in items}
-    rows = []
-    for recipe in recipes:
-        run = run_sets[recipe.position]
-        for name in run:
-            node = nodes[name]
-            params, _ = rules.render_parameters(node.parameters, recipe.item)
-            waits = any(dep in run for dep in node.depends_on)
-            rows.append(
-                {
-                    "workspace_id": batch.workspace_id,
-                    "batch_id": batch_id,
-                    "recipe_id": recipe.id,
-                    "node": name,
-                    "task_type_revision_id": node.revision_id,
-                    "parameters": params,
-                    "status": JobStatus.BLOCKED if waits else JobStatus.PENDING,
-                    "priority": batch.priority,
-                    "max_attempts": max_attempts.get(node.revision_id, 1),
-                }
-            )
-    created = await uow.jobs.insert_new(rows)
-    if created and any(n.depends_on for n in nodes.values()):
-        ids = await uow.jobs.ids_by_recipe_node([r.id for r in recipes])
-        by_position = {r.id: r.position for r in recipes}
-        pairs = [
-            (job.id, ids[(job.recipe_id, dep)])
-            for job in created
-            for dep in nodes[job.node].depends_on
-            if dep in run_sets[by_position[job.recipe_id]]
-        ]
-        await uow.jobs.add_dependencies(pairs)
-    if created:
-        await uow.jobs.add_events(
-            [
-                {
-                    "job_id": job.id,
-                    "batch_id": batch_id,
-                    "from_status": None,
-                    "to_status": job.status,
-                    "attempt": job.attempt,
-                    "reason": "created",
-                }
-                for job in created
-            ]
+    total = await uow.batches.item_count(batch_id)
+    stop = cursor if batch.canceled_at else min(cursor + CHUNK_SIZE, total)
+    created = 0
+    if stop > cursor:
+        nodes = [PinnedNode.from_json(r) for r in batch.recipe["nodes"]]
+        known = await revisions.revisions(uow, [n.revision_id for n in nodes])
+        rendered: list[tuple[int, str, Any]] = []
+        if any(n.parameters is not None for n in nodes):
+            for position, item in await uow.creation.items(batch_id, cursor, stop):
+                for n in nodes:
+                    if n.parameters is not None:
+                        params, _ = rules.render_parameters(n.parameters, item)
+                        rendered.append((position, n.name, params))
+        created = await uow.creation.create(
+            batch_id=batch_id,
+            workspace_id=batch.workspace_id,
+            priority=batch.priority,
+            start=cursor,
+            stop=stop,
+            nodes=[
+                NodePlan(
+                    name=n.name,
+                    revision_id=n.revision_id,
+                    max_attempts=known[n.revision_id].max_attempts,
+                    depends_on=n.depends_on,
+                    templated=n.parameters is not None,
+                )
+                for n in nodes
+            ],
+            rendered=rendered,
         )
-        per_node: dict[str, Counter[JobStatus]] = {}
-        for job in created:
-            per_node.setdefault(job.node, Counter())[job.status] += 1
-        for name, counts in per_node.items():
-            await uow.batches.add_counts(batch_id, name, dict(counts))
-    await jobs.dispatch_pending(uow, batch_id=batch_id)
-    done = len(items) < CHUNK_SIZE
-    if items:
-        batch.creation_cursor = items[-1].position + 1
-        batch.recipes_total = items[-1].position + 1
+        await moves.dispatch(uow, batch_id=batch_id)
+    done = stop >= total or batch.canceled_at is not None
+    batch.creation_cursor = stop
+    batch.recipes_total = stop
     batch.is_creation_done = done
     batch.last_modified_at = datetime.now(UTC)
     await uow.batches.flush()
-    next_cursor = None if done else batch.creation_cursor
+    next_cursor = None if done else stop
     if next_cursor is not None:
         uow.send_after_commit(CREATE_CHUNK, batch_id, next_cursor)
-    return ChunkOutcome(len(items), len(created), next_cursor)
+    return ChunkOutcome(stop - cursor, created, next_cursor)
 
 
 async def get_visible(
@@ -614,9 +581,7 @@ async def cancel_batch(
     batch.canceled_at = datetime.now(UTC)
     batch.last_modified_at = batch.canceled_at
     why = reason or f"batch canceled by {who.owner}"
-    canceled = await jobs.cancel_active(
-        uow, await uow.jobs.active_ids_in_batch(batch_id), reason=why
-    )
+    canceled = await jobs.cancel_in_batch(uow, batch_id=batch_id, reason=why)
     await uow.batches.flush()
     return batch, canceled
 

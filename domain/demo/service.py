@@ -12,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from db.enums import CachePolicy, JobStatus, RerunMode
+from db.repositories.job import JobFilter
 from db.uow import UnitOfWork
 from domain.auth.rules import Actor
 from domain.batches import service as batches
-from domain.jobs import service as jobs
+from domain.jobs import execution, moves
+from domain.jobs.moves import Move
 from domain.jobs.rules import Initiator
 from domain.tasktypes import service as tasktypes
 from domain.tasktypes.rules import RevisionFields
@@ -131,33 +133,32 @@ async def _simulate_run(units: Callable[[], UnitOfWork], batch_id: int) -> None:
     would; completions queue the dependents, which the next round takes."""
     while True:
         async with units() as uow:
-            runnable = [
-                job
-                for job in await uow.jobs.lock(await uow.jobs.active_ids_in_batch(batch_id))
-                if job.status is JobStatus.QUEUED  # dispatched, waiting for a pull worker
-            ]
-            if not runnable:
+            page = await uow.jobs.page(
+                JobFilter(batch_id=batch_id, statuses=(JobStatus.QUEUED,)), after=None, first=1000
+            )
+            if not page.items:
                 return
-            for job in runnable:
-                recipe = (await uow.batches.get_recipes([job.recipe_id]))[0]
+            started = await moves.apply(
+                uow,
+                [
+                    Move(j.id, JobStatus.RUNNING, Initiator.WORKER, worker="demo-worker")
+                    for j in page.items
+                ],
+            )
+            recipes = await uow.batches.get_recipes([j.recipe_id for j in page.items])
+            finishes = []
+            for job, recipe in zip(page.items, recipes, strict=True):
                 fails = job.node == "resize" and recipe is not None and recipe.position in FAILING
-                await jobs.transition(
-                    uow, job, JobStatus.RUNNING, initiator=Initiator.WORKER, worker="demo-worker"
+                outcome = (
+                    execution.Outcome(
+                        failure=execution.TaskFailure(
+                            "SOURCE_UNREADABLE", "404 from the image source", "DOMAIN"
+                        )
+                    )
+                    if fails
+                    else execution.Outcome(result={"url": f"{job.parameters.get('url', '')}.out"})
                 )
-                if fails:
-                    await jobs.fail(
-                        uow,
-                        job,
-                        code="SOURCE_UNREADABLE",
-                        message="404 from the image source",
-                        category="DOMAIN",
-                        worker="demo-worker",
-                    )
-                else:
-                    await jobs.complete(
-                        uow,
-                        job,
-                        worker="demo-worker",
-                        result={"url": f"{job.parameters.get('url', '')}.out"},
-                    )
+                attempt = next(m.attempt for m in started.moved if m.id == job.id)
+                finishes.append(execution.Finish(job.id, attempt, "demo-worker", outcome))
+            await execution.finish(uow, finishes)
             await uow.commit()

@@ -1,27 +1,37 @@
-"""Running a job on the fleet: claim, then finish with an outcome.
+"""Running jobs, for fleet and pull workers alike: claim, then finish with an outcome.
 
-The fleet worker claims a QUEUED job (SKIP LOCKED) and marks it RUNNING in one
-short transaction, runs the implementation outside any transaction, then records
-the outcome in another: a result valid against the result schema completes it; a
-retryable failure with attempts left re-queues it as a new attempt (with back-off);
-anything else fails it with a code.
+A worker claims jobs (QUEUED → RUNNING, ``SKIP LOCKED``) in groups, runs them
+outside any transaction, and records their outcomes in groups (one transaction,
+a few statements, whatever the group's size): a result valid against the result
+schema completes a job; a retryable failure with attempts left re-queues it as a
+new attempt (after a back-off); anything else fails it with a code. Every change
+goes through domain/jobs/moves.py; an outcome for a job that moved on meanwhile
+(canceled, or re-queued after its worker was presumed lost) is ignored.
 """
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from db.enums import JobStatus
-from db.repositories.job import JobRepository
+from db.repositories.moves import BulkChange, Moved, Selection
 from db.uow import UnitOfWork
-from domain.jobs import service
+from domain.errors import Violation
+from domain.jobs import moves, revisions
+from domain.jobs.moves import Expect, Move
 from domain.jobs.rules import Initiator
 from domain.tasktypes.rules import validate_document
+from domain.workers.rules import DEFAULT_TIMEOUT_SECONDS
 
-RUN = "jobs.run"
+RUN = moves.RUN_ACTOR
 RETRYABLE = frozenset({"INFRASTRUCTURE", "TIMEOUT", "WORKER_LOST"})
 MAX_BACKOFF_MS = 60_000
+PASS_ON_DELAY_MS = 1_000
 
 
 class TaskFailure(Exception):
@@ -32,34 +42,6 @@ class TaskFailure(Exception):
         self.code = code
         self.message = message
         self.category = category
-
-
-@dataclass(frozen=True, slots=True)
-class _Revision:
-    implementation: str
-    timeout_seconds: int | None
-    result_schema: dict[str, Any]
-
-
-# Revisions never change once written, so each process may keep what it read. (Ids
-# are never reused — unless a database is reset under running workers: restart them,
-# or call forget_revisions().)
-_REVISIONS: dict[int, _Revision] = {}
-
-
-def forget_revisions() -> None:
-    _REVISIONS.clear()
-
-
-async def _revision(uow: UnitOfWork, revision_id: int) -> _Revision:
-    found = _REVISIONS.get(revision_id)
-    if found is None:
-        [row] = await uow.task_types.get_revisions_by_id([revision_id])
-        assert row is not None
-        found = _Revision(row.implementation, row.timeout_seconds, row.result_schema)
-        if len(_REVISIONS) < 10_000:
-            _REVISIONS[revision_id] = found
-    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,66 +59,251 @@ class Outcome:
     failure: TaskFailure | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Finish:
+    job_id: int
+    attempt: int
+    worker: str
+    outcome: Outcome
+
+
 def backoff_ms(attempt: int) -> int:
     """1 s, 2 s, 4 s, … up to a minute before attempt ``attempt`` + 1."""
     return int(min(1000 * 2 ** (attempt - 1), MAX_BACKOFF_MS))
 
 
-async def claim(uow: UnitOfWork, *, job_id: int, worker: str) -> Claimed | None:
-    """QUEUED → RUNNING for this worker, or None if someone else has it (or it moved on)."""
-    job = await uow.jobs.claim(job_id)
-    if job is None:
-        return None
-    revision = await _revision(uow, job.task_type_revision_id)
-    await service.transition(uow, job, JobStatus.RUNNING, initiator=Initiator.WORKER, worker=worker)
-    return Claimed(
-        job.id, job.attempt, revision.implementation, dict(job.parameters), revision.timeout_seconds
+def check_result(result_schema: Mapping[str, Any], result: Any) -> list[Violation]:
+    """The one result check, for fleet and pull workers: a JSON object valid against
+    the revision's result schema."""
+    if not isinstance(result, dict):
+        return [Violation("$", "a result must be a JSON object")]
+    return validate_document(dict(result_schema), result)
+
+
+# The worker's metadata as recorded (static over dynamic), or what the process
+# reports when it has not registered (tests, embedders).
+_METADATA = (
+    "coalesce((SELECT w.dynamic_metadata || w.static_metadata FROM worker w"
+    " WHERE w.name = :worker), CAST(:meta AS jsonb))"
+)
+
+
+@dataclass
+class Claims:
+    claimed: list[Claimed]
+    pass_on: list[int]  # others could run these (another implementation or metadata)
+
+
+async def claim(
+    uow: UnitOfWork,
+    *,
+    job_ids: Sequence[int],
+    worker: str,
+    offered: Collection[str],
+    metadata: Mapping[str, Any],
+    limit: int,
+    running_here: Collection[int] = (),
+) -> Claims:
+    """QUEUED → RUNNING for up to ``limit`` of these jobs that this fleet worker can
+    run (its implementations, the task type's requirements met by its metadata).
+
+    Jobs already RUNNING under this worker but not running in its process (their
+    run was interrupted, e.g. by a database restart between claim and run) are
+    adopted as they are. Of the rest, a job no connected worker could ever run
+    fails at once with UNKNOWN_IMPLEMENTATION (never RUNNING); one another worker
+    could run is returned in ``pass_on``.
+    """
+    wanted = list(dict.fromkeys(job_ids))
+    params = {
+        "ids": wanted,
+        "offered": sorted(offered),
+        "meta": _json(metadata),
+        "worker": worker,
+    }
+    selection = Selection(
+        join="JOIN task_type_revision r ON r.id = j.task_type_revision_id",
+        where="j.id = ANY(CAST(:ids AS bigint[])) AND j.status = 'QUEUED'"
+        " AND r.implementation = ANY(CAST(:offered AS text[]))"
+        " AND r.requirements <@ " + _METADATA,
+        params=params,
+        order="j.priority DESC, j.id",
+        limit=limit,
+        skip_locked=True,
     )
-
-
-async def still_wanted(jobs: JobRepository, *, job_id: int, attempt: int) -> bool:
-    """Is this run still the job's current one (not canceled, not re-queued meanwhile)?"""
-    [job] = await jobs.get_many([job_id])
-    return job is not None and job.status is JobStatus.RUNNING and job.attempt == attempt
-
-
-async def finish(
-    uow: UnitOfWork, *, job_id: int, attempt: int, worker: str, outcome: Outcome
-) -> JobStatus | None:
-    """Record how a run ended. Ignored (None) when the job moved on meanwhile
-    (canceled, or re-queued after its worker was presumed lost)."""
-    locked = await uow.jobs.lock([job_id])
-    job = locked[0] if locked else None
-    if job is None or job.status is not JobStatus.RUNNING or job.attempt != attempt:
-        return None
-    failure = outcome.failure
-    if failure is None:
-        revision = await _revision(uow, job.task_type_revision_id)
-        problems = validate_document(revision.result_schema, outcome.result)
-        if not problems:
-            await service.complete(uow, job, result=outcome.result or {}, worker=worker)
-            return JobStatus.COMPLETED
-        failure = TaskFailure(
-            "RESULT_INVALID",
-            "; ".join(f"{v.path}: {v.message}" for v in problems[:5]),
-            "DOMAIN",
-        )
-    if failure.category in RETRYABLE and job.attempt < job.max_attempts:
-        await service.transition(
-            uow,
-            job,
-            JobStatus.QUEUED,
-            initiator=Initiator.SYSTEM,
-            reason=f"retrying after {failure.code}: {failure.message}"[:500],
-        )
-        uow.send_after_commit(RUN, job.id, delay_ms=backoff_ms(job.attempt - 1))
-        return JobStatus.QUEUED
-    await service.fail(
+    started = await moves.apply_selected(
         uow,
-        job,
-        code=failure.code,
-        message=failure.message,
-        category=failure.category,
-        worker=worker,
+        selection,
+        BulkChange(JobStatus.RUNNING, reason="a worker started it", worker=worker),
+        initiator=Initiator.WORKER,
+        from_statuses=[JobStatus.QUEUED],
+        settle_after=False,
     )
-    return JobStatus.FAILED
+    just_taken = [m.id for m in started.moved]
+    orphans = await uow.jobs.orphans(
+        wanted, worker=worker, running_here=[*running_here, *just_taken]
+    )
+    taken = [(m.id, m.attempt, m.task_type_revision_id) for m in started.moved] + orphans
+    found = await uow.jobs.parameters([i for i, _, _ in taken])
+    known = await revisions.revisions(uow, {r for _, _, r in taken})
+    claimed = [
+        Claimed(
+            i,
+            attempt,
+            known[r].implementation,
+            found[i],
+            known[r].timeout_seconds,
+        )
+        for i, attempt, r in taken
+    ]
+    pass_on: list[int] = []
+    rest = [i for i in wanted if i not in {c.job_id for c in claimed}]
+    if rest and len(started.moved) < limit:
+        cutoff = timedelta(seconds=DEFAULT_TIMEOUT_SECONDS)
+        unfit: list[Move] = []
+        for job_id, implementation, fits_me, someone_fits in await uow.jobs.fit(
+            rest, worker=worker, metadata=_json(metadata), worker_timeout=cutoff
+        ):
+            if implementation in offered and fits_me:
+                continue  # another worker holds it right now
+            if someone_fits:
+                pass_on.append(job_id)
+            elif implementation not in offered and not await _offered_anywhere(uow, implementation):
+                unfit.append(
+                    Move(
+                        job_id,
+                        JobStatus.FAILED,
+                        Initiator.WORKER,
+                        reason="could not start: unknown implementation",
+                        worker=worker,
+                        error=(
+                            moves.UNKNOWN_IMPLEMENTATION,
+                            f"no implementation {implementation!r} on any connected worker",
+                            "CONFIGURATION",
+                        ),
+                        only_if=Expect(frozenset({JobStatus.QUEUED})),
+                    )
+                )
+        await moves.apply(uow, unfit)
+    return Claims(claimed=claimed, pass_on=pass_on)
+
+
+async def _offered_anywhere(uow: UnitOfWork, implementation: str) -> bool:
+    return implementation in await revisions.fleet_offers(uow)
+
+
+async def still_running(uow: UnitOfWork, runs: Sequence[tuple[int, int]]) -> set[int]:
+    """Those of these (job, attempt) runs that are still their job's current run."""
+    states = await uow.jobs.states([job_id for job_id, _ in runs])
+    return {
+        job_id for job_id, attempt in runs if states.get(job_id) == (JobStatus.RUNNING, attempt)
+    }
+
+
+async def finish(uow: UnitOfWork, finishes: Sequence[Finish]) -> dict[int, JobStatus | None]:
+    """Record how runs ended, in one move set. Per job: its new status, or None when
+    it moved on meanwhile (canceled, or re-queued after its worker was presumed lost)."""
+    states = await uow.moves.lock([f.job_id for f in finishes])
+    by_id = {s.id: s for s in states}
+    known = await revisions.revisions(uow, {s.task_type_revision_id for s in states})
+    decided: list[Move] = []
+    for f in finishes:
+        state = by_id.get(f.job_id)
+        if state is None:
+            continue
+        expect = Expect(frozenset({JobStatus.RUNNING}), attempt=f.attempt, worker=f.worker)
+        failure = f.outcome.failure
+        if failure is None:
+            problems = check_result(
+                known[state.task_type_revision_id].result_schema, f.outcome.result
+            )
+            if not problems:
+                decided.append(
+                    Move(
+                        f.job_id,
+                        JobStatus.COMPLETED,
+                        Initiator.WORKER,
+                        worker=f.worker,
+                        result=f.outcome.result,
+                        only_if=expect,
+                    )
+                )
+                continue
+            failure = TaskFailure(
+                "RESULT_INVALID",
+                "; ".join(f"{v.path}: {v.message}" for v in problems[:5]),
+                "DOMAIN",
+            )
+        if failure.category in RETRYABLE and state.attempt < state.max_attempts:
+            decided.append(
+                Move(
+                    f.job_id,
+                    JobStatus.QUEUED,
+                    Initiator.SYSTEM,
+                    reason=f"retrying after {failure.code}: {failure.message}"[:500],
+                    only_if=expect,
+                )
+            )
+        else:
+            decided.append(
+                Move(
+                    f.job_id,
+                    JobStatus.FAILED,
+                    Initiator.WORKER,
+                    worker=f.worker,
+                    error=(failure.code[:100], failure.message[:10_000], failure.category[:50]),
+                    only_if=expect,
+                )
+            )
+    applied = await moves.apply(uow, decided, states=states)
+    await resend_retries(uow, [m for m in applied.moved if m.from_status is JobStatus.RUNNING])
+    ended: dict[int, JobStatus | None] = {f.job_id: None for f in finishes}
+    for m in applied.moved:
+        if m.id in ended and m.from_status is JobStatus.RUNNING:
+            ended[m.id] = m.to_status
+    return ended
+
+
+async def resend_retries(uow: UnitOfWork, moved: Sequence[Moved]) -> None:
+    """Fleet jobs re-queued as a new attempt get their message after a back-off."""
+    by_delay: dict[int, list[Moved]] = defaultdict(list)
+    for m in moved:
+        if m.to_status is JobStatus.QUEUED:
+            by_delay[backoff_ms(m.attempt - 1)].append(m)
+    for delay, group in sorted(by_delay.items()):
+        await moves.send_runs(uow, group, delay_ms=delay)
+
+
+def _json(value: Mapping[str, Any]) -> str:
+    return json.dumps(dict(value))
+
+
+async def lose_runs(
+    uow: UnitOfWork,
+    *,
+    where: str,
+    params: Mapping[str, Any],
+    why: str,
+    code: str = "WORKER_LOST",
+    category: str = "WORKER_LOST",
+    join: str = "",
+) -> int:
+    """RUNNING jobs whose run is lost (worker lost or restarted, time limit passed):
+    QUEUED as a new attempt while attempts are left (fleet jobs get their message),
+    else FAILED with ``code``. Two statements, whatever their number."""
+    base = f"j.status = 'RUNNING' AND ({where})"
+    again = await moves.apply_selected(
+        uow,
+        Selection(where=base + " AND j.attempt < j.max_attempts", params=dict(params), join=join),
+        BulkChange(JobStatus.QUEUED, reason=why[:500], new_attempt=True),
+        initiator=Initiator.SYSTEM,
+        from_statuses=[JobStatus.RUNNING],
+    )
+    out = await moves.apply_selected(
+        uow,
+        Selection(where=base + " AND j.attempt >= j.max_attempts", params=dict(params), join=join),
+        BulkChange(JobStatus.FAILED, reason=why[:500], error=(code, why[:10_000], category)),
+        initiator=Initiator.SYSTEM,
+        from_statuses=[JobStatus.RUNNING],
+    )
+    await moves.send_runs(uow, again.moved)
+    return len(again.moved) + len(out.moved)

@@ -44,6 +44,9 @@ U, W, S = Initiator.USER, Initiator.WORKER, Initiator.SYSTEM
 TRANSITIONS: dict[tuple[JobStatus, JobStatus], Rule] = {
     (B, P): _rule(S, why="every dependency completed"),
     (P, Q): _rule(S, why="dispatched to the fleet, or offered to pull workers"),
+    (P, F): _rule(
+        S, why="broken configuration (e.g. an unknown implementation): failed at dispatch"
+    ),
     (Q, R): _rule(W, why="a worker started it"),
     (Q, C): _rule(W, S, why="a late RUNNING report must not break completion"),
     (Q, F): _rule(W, S, why="failed before its RUNNING report arrived, or could not start"),

@@ -1,60 +1,108 @@
-"""Periodic maintenance: the database is the truth about jobs, and this makes the
-fleet converge to it whatever messages were lost.
+"""Periodic maintenance: the database is the truth about jobs, and these tasks make the
+fleet converge to it whatever messages or processes were lost.
 
-Run every few seconds by every fleet worker process; a transaction-scoped
-advisory lock lets exactly one of them work at a time (the others skip the tick).
+Each is an entry of the periodic registry (domain/periodic/service.py): one runner
+at a time across every process, last and next run visible in the API.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from db.repositories import counters
 from db.uow import UnitOfWork
 from domain.batches.service import CREATE_CHUNK
-from domain.jobs import execution
-from domain.jobs import service as jobs
+from domain.jobs import execution, moves
+from domain.periodic.service import periodic
 from domain.workers import service as workers
 from domain.workers.rules import DEFAULT_TIMEOUT_SECONDS
 
-TICK_LOCK_KEY = 0x62670003
-QUEUED_DEADLINE = timedelta(seconds=60)
-STALLED_CREATION = timedelta(seconds=60)
 SLICE = 500
+# A RUNNING job past its task type's time limit by this much is taken back even if
+# its worker still heartbeats (the worker is stuck, or lost the job's outcome).
+OVERDUE_GRACE = timedelta(seconds=30)
 
 
-@dataclass(frozen=True, slots=True)
-class Tick:
-    lost_workers: int = 0
-    requeued_jobs: int = 0
-    redispatched_jobs: int = 0
-    resumed_creations: int = 0
-    dispatched_pending: int = 0
+# How long a QUEUED job (or a batch creation) may wait for its message before it is
+# sent again (entry points set it from BATCHGRAPH_REQUEUE_AFTER_SECONDS).
+REQUEUE_AFTER = timedelta(seconds=60)
 
 
-async def tick(
-    uow: UnitOfWork,
-    *,
-    now: datetime,
-    worker_timeout: timedelta = timedelta(seconds=DEFAULT_TIMEOUT_SECONDS),
-    queued_deadline: timedelta = QUEUED_DEADLINE,
-) -> Tick | None:
-    """One round; None when another process holds the tick."""
-    if not await uow.try_advisory_xact_lock(TICK_LOCK_KEY):
-        return None
-    lost = await uow.workers.lost_since(now - worker_timeout)
+def set_requeue_after(seconds: float) -> None:
+    global REQUEUE_AFTER
+    REQUEUE_AFTER = timedelta(seconds=seconds)
+
+
+@periodic(
+    "counters.fold",
+    seconds=0.5,
+    description="Fold counter deltas into batch_node rows (readers add the unfolded rest).",
+)
+async def fold_counters(uow: UnitOfWork, now: datetime) -> str | None:
+    folded = await counters.fold(uow.session)
+    return f"{folded} nodes" if folded else None
+
+
+@periodic(
+    "workers.lost",
+    seconds=5,
+    description="Workers silent past their timeout are lost; their running jobs go back.",
+)
+async def lose_silent_workers(uow: UnitOfWork, now: datetime) -> str | None:
+    lost = await uow.workers.lost_since(now - timedelta(seconds=DEFAULT_TIMEOUT_SECONDS))
     requeued = 0
     for worker in lost:
         requeued += await workers.mark_lost(uow, worker)
-    stale = await uow.jobs.stale_queued_fleet(now - queued_deadline, limit=SLICE)
-    for job_id in stale:  # a duplicate message is harmless: claiming skips taken jobs
-        uow.send_after_commit(execution.RUN, job_id)
+    return f"{len(lost)} workers lost, {requeued} jobs back" if lost else None
+
+
+@periodic(
+    "jobs.overdue",
+    seconds=10,
+    description="RUNNING jobs past their time limit (plus a grace) go back, even on a live worker.",
+)
+async def take_back_overdue(uow: UnitOfWork, now: datetime) -> str | None:
+    taken = await execution.lose_runs(
+        uow,
+        join="JOIN task_type_revision r ON r.id = j.task_type_revision_id",
+        where="r.timeout_seconds IS NOT NULL"
+        " AND j.started_at < CAST(:now AS timestamptz)"
+        " - make_interval(secs => r.timeout_seconds + :grace)",
+        params={"now": now, "grace": OVERDUE_GRACE.total_seconds()},
+        why="ran past its time limit; its worker did not report",
+        code="TIMEOUT",
+        category="TIMEOUT",
+    )
+    return f"{taken} overdue jobs taken back" if taken else None
+
+
+@periodic(
+    "jobs.resend",
+    seconds=10,
+    description="QUEUED fleet jobs nobody picked up, and stalled batch creations, are sent again.",
+)
+async def resend_lost_messages(uow: UnitOfWork, now: datetime) -> str | None:
+    stale = await uow.jobs.stale_queued_fleet(now - REQUEUE_AFTER, limit=SLICE)
+    for group in moves.groups(stale):  # a duplicate is harmless: claims skip taken jobs
+        uow.send_after_commit(moves.RUN_ACTOR, *group)
     stalled = await uow.batches.stalled_creations(
-        now - min(STALLED_CREATION, queued_deadline), limit=SLICE
+        now - min(REQUEUE_AFTER, timedelta(seconds=60)), limit=SLICE
     )
     for batch_id, cursor in stalled:
         uow.send_after_commit(CREATE_CHUNK, batch_id, cursor)
+    if not stale and not stalled:
+        return None
+    return f"{len(stale)} jobs and {len(stalled)} creations sent again"
+
+
+@periodic(
+    "jobs.dispatch",
+    seconds=10,
+    description="Batches with ready (PENDING) jobs get them dispatched (a safety net).",
+)
+async def dispatch_ready(uow: UnitOfWork, now: datetime) -> str | None:
     dispatched = 0
     for batch_id in await uow.jobs.batches_with_pending(limit=SLICE):
-        dispatched += await jobs.dispatch_pending(uow, batch_id=batch_id)
-    return Tick(len(lost), requeued, len(stale), len(stalled), dispatched)
+        applied = await moves.dispatch(uow, batch_id=batch_id)
+        dispatched += len(applied.moved)
+    return f"{dispatched} jobs dispatched" if dispatched else None

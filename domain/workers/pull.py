@@ -13,6 +13,7 @@ from typing import Any
 
 from db.enums import JobStatus, TokenRole, WorkerKind
 from db.models import Job, Worker
+from db.repositories.moves import BulkChange, JobState, Selection
 from db.uow import UnitOfWork
 from domain.auth import service as auth
 from domain.auth.rules import Actor, require_role
@@ -24,10 +25,9 @@ from domain.errors import (
     Violation,
     raise_if_invalid,
 )
-from domain.jobs import execution
+from domain.jobs import execution, moves, revisions
 from domain.jobs import service as jobs
 from domain.jobs.rules import Initiator
-from domain.tasktypes.rules import validate_document
 from domain.workers import rules
 from domain.workers.service import heartbeat
 
@@ -96,9 +96,12 @@ async def claim(
     if not worker.enabled:
         raise ForbiddenError(f"Worker {worker.name} is disabled")
     await heartbeat(uow, worker_id=worker.id, dynamic_metadata=worker.dynamic_metadata)
-    for lost in await uow.jobs.running_on(worker.name):
-        if lost.id not in running:
-            await requeue_running_one(uow, lost, why=f"worker {worker.name} restarted")
+    await execution.lose_runs(
+        uow,
+        where="j.worker = :worker AND NOT (j.id = ANY(CAST(:running AS bigint[])))",
+        params={"worker": worker.name, "running": running},
+        why=f"worker {worker.name} restarted",
+    )
     if await uow.jobs.running_count(worker.name) >= worker.concurrency:
         return None
     meta = rules.metadata(worker.static_metadata, worker.dynamic_metadata)
@@ -107,68 +110,73 @@ async def claim(
     if isinstance(allow, list):  # an allow-list wins over a deny-list
         wanted = [t for t in (wanted if wanted is not None else allow) if t in allow]
         deny = []
-    found = await uow.jobs.claim_next_external(task_types=wanted, exclude=list(deny))
-    if found is None:
-        return None
-    await jobs.transition(
-        uow, found, JobStatus.RUNNING, initiator=Initiator.WORKER, worker=worker.name
+    where = (
+        "j.status = 'QUEUED' AND r.implementation = 'external'"
+        " AND r.requirements <@ CAST(:meta AS jsonb)"
     )
-    return found
+    params: dict[str, Any] = {"meta": json.dumps(meta)}
+    if wanted is not None:
+        where += " AND t.name = ANY(CAST(:wanted AS text[]))"
+        params["wanted"] = list(wanted)
+    if deny:
+        where += " AND NOT (t.name = ANY(CAST(:deny AS text[])))"
+        params["deny"] = [str(d) for d in deny]
+    selection = Selection(
+        join="JOIN task_type_revision r ON r.id = j.task_type_revision_id"
+        " JOIN task_type t ON t.id = r.task_type_id",
+        where=where,
+        params=params,
+        order="j.priority DESC, j.queued_at, j.id",
+        limit=1,
+        skip_locked=True,
+    )
+    started = await moves.apply_selected(
+        uow,
+        selection,
+        BulkChange(JobStatus.RUNNING, reason="a worker started it", worker=worker.name),
+        initiator=Initiator.WORKER,
+        from_statuses=[JobStatus.QUEUED],
+        settle_after=False,
+    )
+    if not started.moved:
+        return None
+    return await jobs.reread(uow, started.moved[0].id)
 
 
-async def requeue_running_one(uow: UnitOfWork, job: Job, *, why: str) -> None:
-    if job.attempt < job.max_attempts:
-        await jobs.transition(uow, job, JobStatus.QUEUED, initiator=Initiator.SYSTEM, reason=why)
-    else:
-        await jobs.fail(
-            uow,
-            job,
-            code="WORKER_LOST",
-            message=why,
-            category="WORKER_LOST",
-            worker=job.worker or "",
-            initiator=Initiator.SYSTEM,
-        )
-
-
-async def _assigned(uow: UnitOfWork, job_id: int, actor: Actor | None) -> tuple[Worker, Job]:
+async def _assigned(uow: UnitOfWork, job_id: int, actor: Actor | None) -> tuple[Worker, JobState]:
     worker = await _me(uow, actor)
-    locked = await uow.jobs.lock([job_id])
-    if not locked:
+    states = await uow.moves.lock([job_id])
+    if not states:
         raise NotFoundError(f"No job with id {job_id}")
-    job = locked[0]
-    if job.worker != worker.name:
+    state = states[0]
+    if state.worker != worker.name:
         raise ForbiddenError(f"Job {job_id} is not assigned to worker {worker.name}")
-    return worker, job
+    if state.status is not JobStatus.RUNNING:
+        raise InvalidTransitionError(f"Job {job_id} is {state.status}, not RUNNING")
+    return worker, state
 
 
 async def complete(uow: UnitOfWork, *, job_id: int, result: Any, actor: Actor | None) -> Job:
     """Only the assigned worker; an invalid result changes nothing (neither result nor status)."""
-    worker, job = await _assigned(uow, job_id, actor)
-    if job.status is not JobStatus.RUNNING:
-        raise InvalidTransitionError(f"Job {job_id} is {job.status}, not RUNNING")
-    [revision] = await uow.task_types.get_revisions_by_id([job.task_type_revision_id])
-    assert revision is not None
-    problems = (
-        [Violation("$", "a result must be a JSON object")]
-        if not isinstance(result, dict)
-        else validate_document(revision.result_schema, result)
-    )
+    worker, state = await _assigned(uow, job_id, actor)
+    revision = await revisions.revision(uow, state.task_type_revision_id)
+    problems = execution.check_result(revision.result_schema, result)
     if problems:
         raise SchemaMismatchError(
             "The result does not match the task type's result schema", problems
         )
-    await jobs.complete(uow, job, result=result, worker=worker.name)
-    return job
+    await execution.finish(
+        uow,
+        [execution.Finish(job_id, state.attempt, worker.name, execution.Outcome(result=result))],
+    )
+    return await jobs.reread(uow, job_id)
 
 
 async def fail(
     uow: UnitOfWork, *, job_id: int, code: str, message: str, category: str, actor: Actor | None
 ) -> Job:
     """Only the assigned worker; a retryable category with attempts left re-queues it."""
-    worker, job = await _assigned(uow, job_id, actor)
-    if job.status is not JobStatus.RUNNING:
-        raise InvalidTransitionError(f"Job {job_id} is {job.status}, not RUNNING")
+    worker, state = await _assigned(uow, job_id, actor)
     raise_if_invalid(
         "Invalid failure",
         [
@@ -181,11 +189,9 @@ async def fail(
             if not value.strip() or len(value) > n
         ],
     )
+    failure = execution.TaskFailure(code, message, category)
     await execution.finish(
         uow,
-        job_id=job.id,
-        attempt=job.attempt,
-        worker=worker.name,
-        outcome=execution.Outcome(failure=execution.TaskFailure(code, message, category)),
+        [execution.Finish(job_id, state.attempt, worker.name, execution.Outcome(failure=failure))],
     )
-    return job
+    return await jobs.reread(uow, job_id)

@@ -5,12 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from db.enums import JobStatus, WorkerKind
+from db.enums import WorkerKind
 from db.models import Worker
 from db.uow import UnitOfWork
 from domain.jobs import execution
-from domain.jobs import service as jobs
-from domain.jobs.rules import Initiator
 from domain.workers.rules import free_name, slugify
 
 
@@ -72,22 +70,6 @@ async def mark_lost(uow: UnitOfWork, worker: Worker) -> int:
 
 async def requeue_running(uow: UnitOfWork, *, worker: str, why: str) -> int:
     """RUNNING → QUEUED as a new attempt (or FAILED with WORKER_LOST when none are left)."""
-    found = await uow.jobs.running_on(worker)
-    for job in found:
-        if job.attempt < job.max_attempts:
-            await jobs.transition(
-                uow, job, JobStatus.QUEUED, initiator=Initiator.SYSTEM, reason=why
-            )
-            if await uow.jobs.fleet_job_ids([job.id]):
-                uow.send_after_commit(execution.RUN, job.id)
-        else:
-            await jobs.fail(
-                uow,
-                job,
-                code="WORKER_LOST",
-                message=why,
-                category="WORKER_LOST",
-                worker=worker,
-                initiator=Initiator.SYSTEM,
-            )
-    return len(found)
+    return await execution.lose_runs(
+        uow, where="j.worker = :worker", params={"worker": worker}, why=why
+    )

@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from db import models
 from db.enums import CachePolicy, JobStatus
 from db.repositories.batch import BatchOrder
+from db.repositories.counters import NodeCounts
 from db.repositories.job import JobFilter as RepoJobFilter
 from graphql_api.context import Info
 from graphql_api.ids import node_ints
@@ -93,7 +94,7 @@ class NodeMetrics:
         return TaskTypeRevision.from_model(row)
 
     @classmethod
-    def from_model(cls, row: models.BatchNode) -> NodeMetrics:
+    def from_model(cls, row: NodeCounts) -> NodeMetrics:
         counts = {s.value.lower(): getattr(row, s.value.lower()) for s in JobStatus}
         return cls(
             node=row.node,
@@ -196,7 +197,6 @@ class Batch(relay.Node):
     canceled_at: datetime | None
     created_by: str
     created_at: datetime
-    last_modified_at: datetime
     model: strawberry.Private[models.Batch]
 
     @classmethod
@@ -215,7 +215,6 @@ class Batch(relay.Node):
             canceled_at=row.canceled_at,
             created_by=row.created_by,
             created_at=row.created_at,
-            last_modified_at=row.last_modified_at,
             model=row,
         )
 
@@ -225,6 +224,13 @@ class Batch(relay.Node):
     ) -> list[Batch | None]:
         rows = await info.context.loaders.batch.load_many(node_ints(list(node_ids)))
         return await visible(info, rows, Batch.from_model)
+
+    @strawberry.field(
+        description="When the batch or any of its jobs last changed (an edit, a job's move)."
+    )
+    async def last_modified_at(self, info: Info) -> datetime:
+        found = await info.context.loaders.last_modified.load(self.id)
+        return found or self.model.last_modified_at
 
     @strawberry.field
     async def workspace(self, info: Info) -> Workspace:

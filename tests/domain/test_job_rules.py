@@ -14,6 +14,7 @@ S = JobStatus
 ALLOWED = {
     (S.BLOCKED, S.PENDING): {"SYSTEM"},
     (S.PENDING, S.QUEUED): {"SYSTEM"},
+    (S.PENDING, S.FAILED): {"SYSTEM"},  # broken configuration, failed at dispatch
     (S.QUEUED, S.RUNNING): {"WORKER"},
     (S.QUEUED, S.COMPLETED): {"WORKER", "SYSTEM"},
     (S.QUEUED, S.FAILED): {"WORKER", "SYSTEM"},

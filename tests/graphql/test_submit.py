@@ -17,9 +17,8 @@ from db.enums import JobStatus, TokenRole
 from db.models import Batch, Job
 from db.session import Database
 from db.uow import UnitOfWork
-from domain.jobs import service as jobs
 from domain.jobs.rules import Initiator
-from tests.factories import make_task_type, make_token, run_creation
+from tests.factories import make_task_type, make_token, move_job, run_creation
 
 
 async def _finish_all(db: Database, *, fail_one: bool) -> None:
@@ -45,12 +44,13 @@ async def _finish_all(db: Database, *, fail_one: bool) -> None:
     assert len(ids) == 3
     for n, job_id in enumerate(ids):
         async with UnitOfWork(db.write_session) as uow:
-            [job] = await uow.jobs.lock([job_id])
-            await jobs.transition(uow, job, JobStatus.RUNNING, initiator=Initiator.WORKER)
+            await move_job(uow, job_id, JobStatus.RUNNING, Initiator.WORKER)
             if fail_one and n == 0:
-                await jobs.fail(uow, job, code="X", message="x", category="DOMAIN", worker="w")
+                await move_job(
+                    uow, job_id, JobStatus.FAILED, Initiator.WORKER, error=("X", "x", "DOMAIN")
+                )
             else:
-                await jobs.complete(uow, job, result={}, worker="w")
+                await move_job(uow, job_id, JobStatus.COMPLETED, Initiator.WORKER)
             await uow.commit()
         await asyncio.sleep(0.05)
 

@@ -15,9 +15,8 @@ from db.enums import JobStatus, TokenRole
 from db.models import Job, JobEvent
 from db.session import Database
 from db.uow import UnitOfWork
-from domain.jobs import service as jobs
 from domain.jobs.rules import Initiator
-from tests.factories import make_batch, make_task_type, make_token
+from tests.factories import make_batch, make_task_type, make_token, move_job
 
 PROTOCOL = "graphql-transport-ws"
 EVENTS = """subscription($batch: ID, $after: Int) { jobStatusChanged(batch: $batch,
@@ -60,8 +59,7 @@ async def move(
     db: Database, job_id: int, target: JobStatus, by: Initiator, *, commit: bool = True
 ) -> None:
     async with UnitOfWork(db.write_session) as uow:
-        [job] = await uow.jobs.lock([job_id])
-        await jobs.transition(uow, job, target, initiator=by, worker="w")
+        await move_job(uow, job_id, target, by)
         if commit:
             await uow.commit()
 

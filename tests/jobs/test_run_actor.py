@@ -137,22 +137,21 @@ async def test_a_job_canceled_while_running_keeps_its_cancel(
     batch = await make_batch(db, one_node("echo", [{"x": 1}]))
     [job] = await jobs_of(db, batch.id)
     async with UnitOfWork(db.write_session) as uow:
-        claimed = await execution.claim(uow, job_id=job.id, worker="w")
+        claims = await execution.claim(
+            uow, job_ids=[job.id], worker="w", offered={"builtin.echo"}, metadata={}, limit=1
+        )
         await uow.commit()
-    assert claimed is not None
+    [claimed] = claims.claimed
     async with UnitOfWork(db.write_session) as uow:
         await jobs.cancel_job(uow, job_id=job.id, reason="stop", actor=ADMIN)
         await uow.commit()
     async with UnitOfWork(db.write_session) as uow:
         ended = await execution.finish(
             uow,
-            job_id=job.id,
-            attempt=claimed.attempt,
-            worker="w",
-            outcome=execution.Outcome(result={"x": 1}),
+            [execution.Finish(job.id, claimed.attempt, "w", execution.Outcome(result={"x": 1}))],
         )
         await uow.commit()
-    assert ended is None
+    assert ended == {job.id: None}
     [job] = await jobs_of(db, batch.id)
     assert (job.status, job.result) == (S.CANCELED, None)
 

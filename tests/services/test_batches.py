@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db.enums import JobStatus
-from db.models import Batch, BatchNode, Job, JobDependency, JobEvent, Recipe
+from db.models import Batch, Job, JobDependency, JobEvent, Recipe
 from db.session import Database
 from db.uow import UnitOfWork
 from domain.batches import service as batches
@@ -19,6 +19,7 @@ from tests.factories import (
     ADMIN,
     RESIZE_SCHEMA,
     RecordingDispatcher,
+    live_nodes,
     make_batch,
     make_task_type,
     run_creation,
@@ -223,17 +224,13 @@ async def _counts(db: Database, batch_id: int) -> dict[str, Any]:
             .join(Job, Job.id == JobDependency.job_id)
             .where(Job.batch_id == batch_id)
         )
-        nodes = {
-            n.node: n
-            for n in await s.scalars(select(BatchNode).where(BatchNode.batch_id == batch_id))
-        }
         batch = await s.scalar(select(Batch).where(Batch.id == batch_id))
     return {
         "recipes": recipes,
         "jobs": jobs,
         "events": events,
         "deps": deps,
-        "nodes": nodes,
+        "nodes": await live_nodes(db, batch_id),
         "batch": batch,
     }
 
@@ -287,19 +284,20 @@ async def test_a_chunk_that_crashes_midway_rolls_back_and_then_runs_once(
     db: Database, task_types: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     batch = await make_batch(db, two_node_definition(ITEMS), finish_creation=False)
-    from db.repositories.job import JobRepository
+    from db.repositories.moves import MoveRepository
 
-    real = JobRepository.add_events
+    real = MoveRepository.move_selected
 
-    async def crash(self: JobRepository, rows: Any) -> None:
+    async def crash(self: MoveRepository, *args: Any) -> Any:
         raise ConnectionError("worker died midway")
 
-    monkeypatch.setattr(JobRepository, "add_events", crash)
+    # Recipes, jobs and history are written; the chunk dies while dispatching.
+    monkeypatch.setattr(MoveRepository, "move_selected", crash)
     with pytest.raises(ConnectionError):
         await run_creation(db, batch.id)
     midway = await _counts(db, batch.id)
     assert (midway["recipes"], midway["jobs"]) == (0, {})  # rolled back entirely
-    monkeypatch.setattr(JobRepository, "add_events", real)
+    monkeypatch.setattr(MoveRepository, "move_selected", real)
     await run_creation(db, batch.id)
     found = await _counts(db, batch.id)
     assert found["recipes"] == 3

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db.enums import JobStatus, RerunMode
-from db.models import Batch, BatchNode, Job, JobEvent
+from db.models import Batch, Job, JobEvent
 from db.repositories.batch import BatchRepository
 from db.session import Database
 from db.uow import UnitOfWork
@@ -17,7 +17,16 @@ from domain.batches import service as batches
 from domain.errors import InvalidTransitionError
 from domain.jobs import service as jobs
 from domain.jobs.rules import Initiator
-from tests.factories import ADMIN, RESIZE_SCHEMA, make_batch, make_task_type, two_node_definition
+from tests.factories import (
+    ADMIN,
+    RESIZE_SCHEMA,
+    fold_counters,
+    live_nodes,
+    make_batch,
+    make_task_type,
+    move_job,
+    two_node_definition,
+)
 
 S = JobStatus
 ITEMS = [{"url": f"u{i}", "width": 5} for i in range(4)]
@@ -39,8 +48,7 @@ async def _jobs(db: Database, batch_id: int) -> dict[tuple[int, str], Job]:
 async def move(db: Database, job_id: int, *steps: tuple[JobStatus, Initiator]) -> None:
     for target, initiator in steps:
         async with UnitOfWork(db.write_session) as uow:
-            [job] = await uow.jobs.lock([job_id])
-            await jobs.transition(uow, job, target, initiator=initiator, worker="w1")
+            await move_job(uow, job_id, target, initiator, worker="w1")
             await uow.commit()
 
 
@@ -61,13 +69,18 @@ async def recount_matches(db: Database, batch_id: int) -> None:
                 )
             ).all()
         }
-        nodes = list(await s.scalars(select(BatchNode).where(BatchNode.batch_id == batch_id)))
-    for node in nodes:
-        for status in JobStatus:
-            assert getattr(node, status.value.lower()) == actual.get((node.node, status), 0), (
-                node.node,
-                status,
-            )
+    # As readers see them (folded + pending deltas), and the same once everything is
+    # folded into the node rows.
+    for fold in (False, True):
+        if fold:
+            await fold_counters(db)
+        for node in (await live_nodes(db, batch_id)).values():
+            for status in JobStatus:
+                assert getattr(node, status.value.lower()) == actual.get((node.node, status), 0), (
+                    node.node,
+                    status,
+                    fold,
+                )
 
 
 async def test_completing_a_dependency_unblocks_and_failing_one_cancels(
@@ -121,13 +134,7 @@ async def test_durations_and_recipe_completion(db: Database, batch: Batch) -> No
     recipe = min(r for r, _ in found)
     for node in ("resize", "thumb"):
         await move(db, found[(recipe, node)].id, *RUN, (S.COMPLETED, Initiator.WORKER))
-    async with db.read_session() as s:
-        b = await s.scalar(select(Batch).where(Batch.id == batch.id))
-        node = await s.scalar(
-            select(BatchNode).where(BatchNode.batch_id == batch.id, BatchNode.node == "resize")
-        )
-    assert b is not None
-    assert node is not None
+    node = (await live_nodes(db, batch.id))["resize"]
     async with db.read_session() as s:
         assert await BatchRepository(s).completed_recipe_counts([batch.id]) == [1]
     assert node.run_seconds_count == 1
@@ -187,11 +194,7 @@ async def test_counters_stay_exact_under_concurrent_transitions(db: Database) ->
         *(worker(roots[i::8], S.COMPLETED if i % 2 else S.FAILED) for i in range(8))
     )
     await recount_matches(db, many.id)
-    async with db.read_session() as s:
-        node = await s.scalar(
-            select(BatchNode).where(BatchNode.batch_id == many.id, BatchNode.node == "thumb")
-        )
-    assert node is not None
+    node = (await live_nodes(db, many.id))["thumb"]
     assert (node.queued, node.canceled, node.blocked) == (20, 20, 0)
 
 

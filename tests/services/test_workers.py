@@ -14,6 +14,7 @@ from db.session import Database
 from db.uow import UnitOfWork
 from domain.jobs import execution
 from domain.maintenance import service as maintenance
+from domain.periodic.service import Periodic, Scheduler
 from domain.workers import rules, service
 from tests.factories import RecordingDispatcher, make_batch, make_task_type
 
@@ -84,17 +85,16 @@ async def test_a_silent_worker_is_lost_and_its_jobs_go_back(db: Database) -> Non
     worker = await register(db)
     async with db.read_session() as s:
         ids = list(await s.scalars(select(Job.id).where(Job.batch_id == batch.id).order_by(Job.id)))
-    for job_id in ids:
-        async with UnitOfWork(db.write_session) as uow:
-            assert await execution.claim(uow, job_id=job_id, worker=worker.name)
-            await uow.commit()
+    async with UnitOfWork(db.write_session) as uow:
+        claims = await claim(uow, ids, worker.name)
+        await uow.commit()
+    assert sorted(c.job_id for c in claims.claimed) == ids
     await _age(db, worker.id, 21)
     sent = RecordingDispatcher()
     async with UnitOfWork(db.write_session, dispatcher=sent) as uow:
-        done = await maintenance.tick(uow, now=datetime.now(UTC))
+        done = await maintenance.lose_silent_workers(uow, datetime.now(UTC))
         await uow.commit()
-    assert done is not None
-    assert (done.lost_workers, done.requeued_jobs) == (1, 2)
+    assert done == "1 workers lost, 2 jobs back"
     async with db.read_session() as s:
         jobs = list(await s.scalars(select(Job).where(Job.batch_id == batch.id).order_by(Job.id)))
         lost = await s.scalar(select(Worker).where(Worker.id == worker.id))
@@ -139,29 +139,76 @@ async def test_lost_messages_and_stalled_creations_are_sent_again(db: Database) 
         [job_id] = list(await s.scalars(select(Job.id).where(Job.batch_id == queued.id)))
     sent = RecordingDispatcher()
     async with UnitOfWork(db.write_session, dispatcher=sent) as uow:
-        done = await maintenance.tick(uow, now=datetime.now(UTC))
+        done = await maintenance.resend_lost_messages(uow, datetime.now(UTC))
         await uow.commit()
-    assert done is not None
+    assert done == "1 jobs and 1 creations sent again"
     assert sorted(sent.sent) == sorted(
         [("jobs.run", (job_id,)), ("batches.create_chunk", (stalled.id, 0))]
     )
 
 
-async def test_only_one_process_ticks_at_a_time(db: Database) -> None:
+async def test_a_periodic_task_runs_in_one_process_at_a_time(db: Database) -> None:
     gate = asyncio.Event()
+    runs: list[str] = []
 
-    async def hold() -> object:
-        async with UnitOfWork(db.write_session) as uow:
-            found = await maintenance.tick(uow, now=datetime.now(UTC))
-            gate.set()
-            await asyncio.sleep(0.3)
-            return found
+    async def slow(uow: UnitOfWork, now: datetime) -> str:
+        runs.append("ran")
+        gate.set()
+        await asyncio.sleep(0.3)
+        return "done"
 
-    async def other() -> object:
+    task = Periodic("tests.slow", timedelta(seconds=60), slow)
+
+    def scheduler(runner: str) -> Scheduler:
+        return Scheduler(
+            lambda: UnitOfWork(db.write_session),
+            runner=runner,
+            now=lambda: datetime.now(UTC),
+            tasks=[task],
+        )
+
+    first, second = scheduler("a"), scheduler("b")
+    async with UnitOfWork(db.write_session) as uow:
+        await uow.periodic.ensure(task.name, interval_seconds=60, now=datetime.now(UTC))
+        await uow.commit()
+
+    async def other() -> bool:
         await gate.wait()
-        async with UnitOfWork(db.write_session) as uow:
-            return await maintenance.tick(uow, now=datetime.now(UTC))
+        return await second.run(task)
 
-    first, second = await asyncio.gather(hold(), other())
-    assert first is not None
-    assert second is None
+    ran = await asyncio.gather(first.run(task), other())
+    assert ran == [True, False]
+    assert runs == ["ran"]
+    async with UnitOfWork(db.write_session) as uow:
+        row = await uow.periodic.get(task.name)
+        assert row is not None
+        assert (row.runs, row.last_outcome, row.runner, row.last_error) == (1, "done", "a", None)
+        assert row.next_run_at > datetime.now(UTC) + timedelta(seconds=55)
+    # Not due again: a later tick of either process leaves it alone.
+    assert await second.run(task) is False
+
+
+async def test_a_failing_periodic_task_records_its_error_and_waits(db: Database) -> None:
+    async def broken(uow: UnitOfWork, now: datetime) -> str:
+        raise RuntimeError("boom")
+
+    task = Periodic("tests.broken", timedelta(seconds=30), broken)
+    scheduler = Scheduler(
+        lambda: UnitOfWork(db.write_session),
+        runner="a",
+        now=lambda: datetime.now(UTC),
+        tasks=[task],
+    )
+    wait = await scheduler.tick()
+    assert 0 <= wait <= 1.0
+    async with UnitOfWork(db.write_session) as uow:
+        row = await uow.periodic.get(task.name)
+        assert row is not None
+        assert (row.runs, row.last_error) == (0, "RuntimeError: boom")
+        assert row.next_run_at > datetime.now(UTC) + timedelta(seconds=25)
+
+
+async def claim(uow: UnitOfWork, ids: list[int], worker: str) -> execution.Claims:
+    return await execution.claim(
+        uow, job_ids=ids, worker=worker, offered={"builtin.echo"}, metadata={}, limit=len(ids)
+    )

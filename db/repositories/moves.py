@@ -1,0 +1,429 @@
+"""The SQL of job state changes: every move set is written by one statement.
+
+One data-modifying statement per set of moves, whatever its size: it updates the
+jobs, appends their history rows, counts completed jobs on their recipes and
+appends the counter deltas of the batch nodes (``batch_node_delta``, never the
+shared ``batch_node`` row). Which moves are allowed is the domain's business
+(domain/jobs/moves.py); this module only writes what it is given, under the row
+locks its callers took (``lock``) or takes them itself (``move_selected``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.enums import JobStatus
+
+FINAL_SQL = "('COMPLETED', 'FAILED', 'CANCELED')"
+_COUNT_COLUMNS = ("pending", "blocked", "queued", "running", "completed", "failed", "canceled")
+
+
+class JobState(NamedTuple):
+    """What a move needs to know about a job, read under its row lock."""
+
+    id: int
+    status: JobStatus
+    attempt: int
+    max_attempts: int
+    worker: str | None
+    batch_id: int
+    node: str
+    recipe_id: int
+    task_type_revision_id: int
+
+
+class Moved(NamedTuple):
+    id: int
+    batch_id: int
+    node: str
+    recipe_id: int
+    task_type_revision_id: int
+    from_status: JobStatus
+    to_status: JobStatus
+    attempt: int
+    worker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RowChange:
+    """One job's move, fully decided: the values it ends with."""
+
+    id: int
+    from_status: JobStatus
+    to_status: JobStatus
+    attempt: int
+    worker: str | None  # job.worker afterwards
+    event_worker: str | None
+    reason: str
+    new_attempt: bool = False
+    by_dependency: bool = False
+    result: Any = None  # a JSON value, written when set_result
+    set_result: bool = False
+    error: tuple[str, str, str] | None = None  # (code, message, category), when set_error
+    set_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Jobs chosen by a condition, locked by the statement that moves them.
+
+    ``where`` is SQL over ``j`` (the job) written by this package's callers, never
+    from input; values go in ``params``.
+    """
+
+    where: str
+    params: dict[str, Any]
+    order: str = "j.id"
+    limit: int | None = None
+    skip_locked: bool = False
+    join: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BulkChange:
+    """The same move for every selected job."""
+
+    to_status: JobStatus
+    reason: str
+    worker: str | None = None  # set as job.worker (RUNNING), else kept
+    new_attempt: bool = False
+    by_dependency: bool = False
+    error: tuple[str, str, str] | None = None
+
+
+_LOCK = text(
+    """SELECT id, status, attempt, max_attempts, worker, batch_id, node, recipe_id,
+              task_type_revision_id
+       FROM job WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR NO KEY UPDATE"""
+)
+_LOCK_SKIP = text(str(_LOCK) + " SKIP LOCKED")
+
+# The write, after a CTE ``m`` with one row per move (columns as below).
+_WRITE = (
+    """,
+upd AS (
+  UPDATE job j SET
+    status = m.to_status,
+    attempt = m.attempt,
+    worker = m.worker,
+    canceled_by_dependency = m.by_dependency,
+    result = CASE WHEN m.set_result THEN m.result ELSE j.result END,
+    error_code = CASE WHEN m.set_error THEN m.error_code ELSE j.error_code END,
+    error_message = CASE WHEN m.set_error THEN m.error_message ELSE j.error_message END,
+    error_category = CASE WHEN m.set_error THEN m.error_category ELSE j.error_category END,
+    queued_at = CASE WHEN m.to_status = 'QUEUED' THEN now() ELSE j.queued_at END,
+    started_at = CASE WHEN m.to_status = 'RUNNING' THEN now()
+                      WHEN m.new_attempt THEN NULL ELSE j.started_at END,
+    completed_at = CASE WHEN m.to_status IN """
+    + FINAL_SQL
+    + """ THEN now()
+                        WHEN m.new_attempt THEN NULL ELSE j.completed_at END,
+    last_modified_at = now()
+  FROM m WHERE j.id = m.id
+  RETURNING j.id, j.batch_id, j.node, j.recipe_id, j.task_type_revision_id, j.created_at,
+            j.started_at, j.completed_at
+),
+ev AS (
+  INSERT INTO job_event (job_id, batch_id, from_status, to_status, attempt, worker, reason)
+  SELECT m.id, upd.batch_id, m.from_status, m.to_status, m.attempt, m.event_worker, m.reason
+  FROM m JOIN upd ON upd.id = m.id ORDER BY m.id
+),
+rc AS (
+  UPDATE recipe r SET jobs_completed = r.jobs_completed + c.n
+  FROM (SELECT upd.recipe_id, count(*) AS n FROM upd JOIN m ON m.id = upd.id
+        WHERE m.to_status = 'COMPLETED' GROUP BY upd.recipe_id) c
+  WHERE r.id = c.recipe_id
+),
+d AS (
+  SELECT upd.batch_id, upd.node, m.from_status, m.to_status,
+         CASE WHEN m.to_status = 'COMPLETED' AND upd.started_at IS NOT NULL
+              THEN greatest(extract(epoch FROM upd.completed_at - upd.started_at), 0)
+         END AS run_s,
+         CASE WHEN m.to_status = 'COMPLETED'
+              THEN greatest(extract(epoch FROM upd.completed_at - upd.created_at), 0)
+         END AS job_s
+  FROM upd JOIN m ON m.id = upd.id
+),
+dl AS (
+  INSERT INTO batch_node_delta (batch_id, node, """
+    + ", ".join(_COUNT_COLUMNS)
+    + """,
+      run_seconds_min, run_seconds_max, run_seconds_sum, run_seconds_count,
+      job_seconds_min, job_seconds_max, job_seconds_sum, job_seconds_count)
+  SELECT batch_id, node, """
+    + ",\n         ".join(
+        f"count(*) FILTER (WHERE to_status = '{c.upper()}')"
+        f" - count(*) FILTER (WHERE from_status = '{c.upper()}')"
+        for c in _COUNT_COLUMNS
+    )
+    + """,
+         min(run_s), max(run_s), coalesce(sum(run_s), 0), count(run_s),
+         min(job_s), max(job_s), coalesce(sum(job_s), 0), count(job_s)
+  FROM d GROUP BY batch_id, node
+)
+SELECT upd.id, upd.batch_id, upd.node, upd.recipe_id, upd.task_type_revision_id,
+       m.from_status, m.to_status, m.attempt, m.worker
+FROM upd JOIN m ON m.id = upd.id ORDER BY upd.id"""
+)
+
+_EXPLICIT = text(
+    """WITH m AS (
+  SELECT u.id, CAST(u.from_status AS job_status) AS from_status,
+         CAST(u.to_status AS job_status) AS to_status, u.attempt, u.worker, u.event_worker,
+         u.reason, u.new_attempt, u.by_dependency, u.set_result,
+         CAST(u.result AS jsonb) AS result, u.set_error, u.error_code, u.error_message,
+         u.error_category
+  FROM unnest(CAST(:ids AS bigint[]), CAST(:from_status AS text[]), CAST(:to_status AS text[]),
+              CAST(:attempt AS int[]), CAST(:worker AS text[]), CAST(:event_worker AS text[]),
+              CAST(:reason AS text[]), CAST(:new_attempt AS bool[]),
+              CAST(:by_dependency AS bool[]), CAST(:set_result AS bool[]),
+              CAST(:result AS text[]), CAST(:set_error AS bool[]), CAST(:error_code AS text[]),
+              CAST(:error_message AS text[]), CAST(:error_category AS text[]))
+    AS u(id, from_status, to_status, attempt, worker, event_worker, reason, new_attempt,
+         by_dependency, set_result, result, set_error, error_code, error_message,
+         error_category)
+)"""
+    + _WRITE
+)
+
+
+def _selected_sql(selection: Selection, change: BulkChange) -> str:
+    worker = (
+        "NULL"
+        if change.new_attempt
+        else ("CAST(:b_worker AS text)" if change.worker is not None else "j.worker")
+    )
+    limit = f" LIMIT {int(selection.limit)}" if selection.limit is not None else ""
+    skip = " SKIP LOCKED" if selection.skip_locked else ""
+    return (
+        f"""WITH m AS (
+  SELECT j.id, j.status AS from_status, CAST(:b_to AS job_status) AS to_status,
+         j.attempt + {1 if change.new_attempt else 0} AS attempt,
+         {worker} AS worker,
+         coalesce(CAST(:b_worker AS text), j.worker) AS event_worker,
+         CAST(:b_reason AS text) AS reason, {bool(change.new_attempt)} AS new_attempt,
+         {bool(change.by_dependency)} AS by_dependency,
+         {bool(change.new_attempt)} AS set_result, CAST(NULL AS jsonb) AS result,
+         {bool(change.new_attempt or change.error)} AS set_error,
+         CAST(:b_code AS text) AS error_code, CAST(:b_message AS text) AS error_message,
+         CAST(:b_category AS text) AS error_category
+  FROM job j {selection.join}
+  WHERE {selection.where}
+  ORDER BY {selection.order}{limit}
+  FOR NO KEY UPDATE OF j{skip}
+)"""
+        + _WRITE
+    )
+
+
+class MoveRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def lock(self, ids: Sequence[int], *, skip_locked: bool = False) -> list[JobState]:
+        """Lock jobs in id order (a fixed order: two move sets never deadlock)."""
+        if not ids:
+            return []
+        rows = await self._session.execute(
+            _LOCK_SKIP if skip_locked else _LOCK, {"ids": sorted(set(ids))}
+        )
+        return [JobState(row[0], JobStatus(row[1]), *row[2:]) for row in rows]
+
+    async def write(self, changes: Sequence[RowChange]) -> list[Moved]:
+        """Apply decided moves to jobs this transaction has locked: one statement."""
+        if not changes:
+            return []
+        ordered = sorted(changes, key=lambda c: c.id)
+        params: dict[str, list[Any]] = {
+            "ids": [c.id for c in ordered],
+            "from_status": [c.from_status.value for c in ordered],
+            "to_status": [c.to_status.value for c in ordered],
+            "attempt": [c.attempt for c in ordered],
+            "worker": [c.worker for c in ordered],
+            "event_worker": [c.event_worker for c in ordered],
+            "reason": [c.reason for c in ordered],
+            "new_attempt": [c.new_attempt for c in ordered],
+            "by_dependency": [c.by_dependency for c in ordered],
+            "set_result": [c.set_result for c in ordered],
+            "result": [
+                json.dumps(c.result) if c.set_result and c.result is not None else None
+                for c in ordered
+            ],
+            "set_error": [c.set_error for c in ordered],
+            "error_code": [c.error[0] if c.error else None for c in ordered],
+            "error_message": [c.error[1] if c.error else None for c in ordered],
+            "error_category": [c.error[2] if c.error else None for c in ordered],
+        }
+        rows = await self._session.execute(_EXPLICIT, params)
+        return [_moved(row) for row in rows]
+
+    async def move_selected(self, selection: Selection, change: BulkChange) -> list[Moved]:
+        """Lock the selected jobs and move them all the same way: one statement."""
+        code, message, category = change.error or (None, None, None)
+        params = {
+            **selection.params,
+            "b_to": change.to_status.value,
+            "b_worker": change.worker,
+            "b_reason": change.reason,
+            "b_code": code,
+            "b_message": message,
+            "b_category": category,
+        }
+        rows = await self._session.execute(text(_selected_sql(selection, change)), params)
+        return [_moved(row) for row in rows]
+
+
+def _moved(row: Any) -> Moved:
+    i, batch, node, recipe, revision, before, after, attempt, worker = row
+    return Moved(
+        i, batch, node, recipe, revision, JobStatus(before), JobStatus(after), attempt, worker
+    )
+
+
+# --- creation: a job's first status, with the same history and counters ----------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodePlan:
+    name: str
+    revision_id: int
+    max_attempts: int
+    depends_on: tuple[str, ...]
+    templated: bool  # parameters rendered by the caller (else: the input item itself)
+
+
+_RECIPES = text(
+    """INSERT INTO recipe (batch_id, position, item, previous_recipe_id, job_count,
+                    jobs_completed)
+SELECT bi.batch_id, bi.position, bi.value, bi.previous_recipe_id,
+       coalesce(cardinality(bi.nodes), :all_nodes), 0
+FROM batch_item bi
+WHERE bi.batch_id = :batch AND bi.position >= :start AND bi.position < :stop
+ORDER BY bi.position
+ON CONFLICT (batch_id, position) DO NOTHING"""
+)
+
+_JOBS = text(
+    """WITH n AS (
+  SELECT * FROM unnest(CAST(:names AS text[]), CAST(:revisions AS bigint[]),
+                       CAST(:attempts AS int[]), CAST(:deps AS text[]), CAST(:ord AS int[]),
+                       CAST(:templated AS bool[]))
+    AS n(name, revision_id, max_attempts, deps, ord, templated)
+),
+p AS (
+  SELECT * FROM unnest(CAST(:p_position AS int[]), CAST(:p_node AS text[]),
+                       CAST(:p_parameters AS text[])) AS p(position, node, parameters)
+),
+src AS (
+  SELECT r.id AS recipe_id, r.position, n.name, n.revision_id, n.max_attempts, n.ord,
+         CASE WHEN n.templated THEN CAST(p.parameters AS jsonb) ELSE r.item END AS parameters,
+         EXISTS (SELECT 1 FROM unnest(string_to_array(n.deps, ',')) AS dep
+                 WHERE dep <> '' AND (bi.nodes IS NULL OR dep = ANY(bi.nodes))) AS waits
+  FROM recipe r
+  JOIN batch_item bi ON bi.batch_id = r.batch_id AND bi.position = r.position
+  CROSS JOIN n
+  LEFT JOIN p ON n.templated AND p.position = r.position AND p.node = n.name
+  WHERE r.batch_id = :batch AND r.position >= :start AND r.position < :stop
+    AND (bi.nodes IS NULL OR n.name = ANY(bi.nodes))
+),
+ins AS (
+  INSERT INTO job (workspace_id, batch_id, recipe_id, node, task_type_revision_id, parameters,
+                   status, priority, attempt, max_attempts, canceled_by_dependency)
+  SELECT :workspace, :batch, recipe_id, name, revision_id, parameters,
+         CAST(CASE WHEN waits THEN 'BLOCKED' ELSE 'PENDING' END AS job_status), :priority, 1,
+         max_attempts, false
+  FROM src ORDER BY position, ord
+  ON CONFLICT (recipe_id, node) DO NOTHING
+  RETURNING id, batch_id, node, status, attempt
+),
+ev AS (
+  INSERT INTO job_event (job_id, batch_id, from_status, to_status, attempt, reason)
+  SELECT id, batch_id, NULL, status, attempt, 'created' FROM ins ORDER BY id
+),
+dl AS (
+  INSERT INTO batch_node_delta (batch_id, node, pending, blocked)
+  SELECT batch_id, node, count(*) FILTER (WHERE status = 'PENDING'),
+         count(*) FILTER (WHERE status = 'BLOCKED')
+  FROM ins GROUP BY batch_id, node
+)
+SELECT count(*) FROM ins"""
+)
+
+_DEPENDENCIES = text(
+    """INSERT INTO job_dependency (job_id, depends_on_id)
+SELECT j.id, d.id
+FROM recipe r
+JOIN job j ON j.recipe_id = r.id
+JOIN unnest(CAST(:edge_node AS text[]), CAST(:edge_dep AS text[])) AS e(node, dep)
+  ON e.node = j.node
+JOIN job d ON d.recipe_id = r.id AND d.node = e.dep
+WHERE r.batch_id = :batch AND r.position >= :start AND r.position < :stop
+ON CONFLICT DO NOTHING"""
+)
+
+
+class CreationRepository:
+    """Recipes and jobs for a range of a batch's input items, in a few statements."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def items(self, batch_id: int, start: int, stop: int) -> list[tuple[int, Any]]:
+        rows = await self._session.execute(
+            text(
+                "SELECT position, value FROM batch_item WHERE batch_id = :batch"
+                " AND position >= :start AND position < :stop ORDER BY position"
+            ),
+            {"batch": batch_id, "start": start, "stop": stop},
+        )
+        return [(int(p), v) for p, v in rows]
+
+    async def create(
+        self,
+        *,
+        batch_id: int,
+        workspace_id: int,
+        priority: int,
+        start: int,
+        stop: int,
+        nodes: Sequence[NodePlan],
+        rendered: Sequence[tuple[int, str, Any]] = (),
+    ) -> int:
+        """Recipes, jobs (PENDING, or BLOCKED behind a dependency in their run set) with
+        their first history row and counter deltas, and dependencies, for the items in
+        ``[start, stop)``; what exists already is left alone. Returns the jobs created.
+
+        ``rendered``: (position, node, parameters) for templated nodes.
+        """
+        where = {"batch": batch_id, "start": start, "stop": stop}
+        await self._session.execute(_RECIPES, {**where, "all_nodes": len(nodes)})
+        created = await self._session.scalar(
+            _JOBS,
+            {
+                **where,
+                "workspace": workspace_id,
+                "priority": priority,
+                "names": [n.name for n in nodes],
+                "revisions": [n.revision_id for n in nodes],
+                "attempts": [n.max_attempts for n in nodes],
+                "deps": [",".join(n.depends_on) for n in nodes],
+                "ord": list(range(len(nodes))),
+                "templated": [n.templated for n in nodes],
+                "p_position": [r[0] for r in rendered],
+                "p_node": [r[1] for r in rendered],
+                "p_parameters": [json.dumps(r[2]) for r in rendered],
+            },
+        )
+        edges = [(n.name, dep) for n in nodes for dep in n.depends_on]
+        if edges and created:
+            await self._session.execute(
+                _DEPENDENCIES,
+                {**where, "edge_node": [e[0] for e in edges], "edge_dep": [e[1] for e in edges]},
+            )
+        return int(created or 0)
