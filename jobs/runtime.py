@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import platform
@@ -83,13 +84,9 @@ def job_ended(job_id: int) -> None:
     _running.discard(job_id)
 
 
-def worker_metadata() -> dict[str, Any]:
-    """What this process reports about itself (dynamic metadata): task types'
-    requirements are matched against it (overlaid by what an admin set)."""
+@functools.cache
+def _static_metadata() -> dict[str, Any]:
     return {
-        "pid": os.getpid(),
-        "running": running_jobs(),
-        "load": list(os.getloadavg()),
         "arch": platform.machine(),
         "os": platform.system().lower(),
         "implementations": sorted(registry()),
@@ -98,6 +95,17 @@ def worker_metadata() -> dict[str, Any]:
             "dramatiq": version("dramatiq"),
             "python": platform.python_version(),
         },
+    }
+
+
+def worker_metadata() -> dict[str, Any]:
+    """What this process reports about itself (dynamic metadata): task types'
+    requirements are matched against it (overlaid by what an admin set)."""
+    return {
+        "pid": os.getpid(),
+        "running": running_jobs(),
+        "load": list(os.getloadavg()),
+        **_static_metadata(),
     }
 
 

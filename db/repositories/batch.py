@@ -99,13 +99,6 @@ class BatchRepository:
         found: dict[int, datetime | None] = {int(i): at for i, at in rows}
         return [found.get(i) for i in batch_ids]
 
-    async def capped(self, batch_ids: Sequence[int]) -> list[int]:
-        """Those of these batches that cap how many jobs run at once."""
-        rows = await self._session.scalars(
-            select(Batch.id).where(Batch.id.in_(batch_ids), Batch.max_parallel_jobs.is_not(None))
-        )
-        return list(rows)
-
     async def dispatch_room(self, batch_id: int) -> int | None:
         """How many more jobs the batch may have QUEUED or RUNNING now (None: no batch).
 

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Select, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -29,12 +28,11 @@ class JobFilter:
     completed_before: datetime | None = None
 
 
-class NewJob(NamedTuple):
+class RunToStart(NamedTuple):
     id: int
-    recipe_id: int
-    node: str
-    status: JobStatus
     attempt: int
+    revision_id: int
+    parameters: dict[str, Any]
 
 
 class JobRepository:
@@ -43,13 +41,6 @@ class JobRepository:
 
     async def flush(self) -> None:
         await self._session.flush()
-
-    async def add_dependencies(self, pairs: Sequence[tuple[int, int]]) -> None:
-        if pairs:
-            await self._session.execute(
-                pg_insert(JobDependency).on_conflict_do_nothing(),
-                [{"job_id": j, "depends_on_id": d} for j, d in pairs],
-            )
 
     async def get(self, job_id: int, *, fresh: bool = False) -> Job | None:
         """``fresh``: re-read even if this session holds the row (moves write in bulk,
@@ -81,26 +72,22 @@ class JobRepository:
         )
         return list(rows)
 
-    async def parameters(self, job_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        rows = await self._session.execute(
-            select(Job.id, Job.parameters).where(Job.id.in_(job_ids))
-        )
-        return {int(i): p for i, p in rows}
-
-    async def orphans(
+    async def runs_to_start(
         self, job_ids: Sequence[int], *, worker: str, running_here: Sequence[int]
-    ) -> list[tuple[int, int, int]]:
-        """(id, attempt, revision) of these jobs RUNNING under ``worker`` but not among
-        ``running_here``: their run was interrupted in that worker."""
+    ) -> list[RunToStart]:
+        """These jobs RUNNING under ``worker`` but not among ``running_here`` (just
+        claimed, or their run was interrupted), with what running them needs."""
         rows = await self._session.execute(
-            select(Job.id, Job.attempt, Job.task_type_revision_id).where(
+            select(Job.id, Job.attempt, Job.task_type_revision_id, Job.parameters)
+            .where(
                 Job.id.in_(job_ids),
                 Job.status == JobStatus.RUNNING,
                 Job.worker == worker,
                 Job.id.not_in(running_here),
             )
+            .order_by(Job.priority.desc(), Job.id)
         )
-        return [(int(i), int(a), int(r)) for i, a, r in rows]
+        return [RunToStart(int(i), int(a), int(r), p) for i, a, r, p in rows]
 
     async def fit(
         self, job_ids: Sequence[int], *, worker: str, metadata: str, worker_timeout: timedelta

@@ -48,6 +48,7 @@ class Moved(NamedTuple):
     to_status: JobStatus
     attempt: int
     worker: str | None
+    capped: bool  # its batch caps how many jobs run at once (maxParallelJobs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,9 @@ _LOCK = text(
 _LOCK_SKIP = text(str(_LOCK) + " SKIP LOCKED")
 
 # The write, after a CTE ``m`` with one row per move (columns as below).
+# The write, after a CTE ``m`` with one row per move. Everything the later parts
+# need comes out of ``upd``'s RETURNING: joining CTEs to one another would make the
+# planner (which cannot estimate their sizes) loop over them quadratically.
 _WRITE = (
     """,
 upd AS (
@@ -126,29 +130,25 @@ upd AS (
                         WHEN m.new_attempt THEN NULL ELSE j.completed_at END,
     last_modified_at = now()
   FROM m WHERE j.id = m.id
-  RETURNING j.id, j.batch_id, j.node, j.recipe_id, j.task_type_revision_id, j.created_at,
-            j.started_at, j.completed_at
+  RETURNING j.id, j.batch_id, j.node, j.recipe_id, j.task_type_revision_id,
+            m.from_status, m.to_status, m.attempt, m.worker, m.event_worker, m.reason,
+            CASE WHEN m.to_status = 'COMPLETED' AND j.started_at IS NOT NULL
+                 THEN greatest(extract(epoch FROM now() - j.started_at), 0)
+            END AS run_s,
+            CASE WHEN m.to_status = 'COMPLETED'
+                 THEN greatest(extract(epoch FROM now() - j.created_at), 0)
+            END AS job_s
 ),
 ev AS (
   INSERT INTO job_event (job_id, batch_id, from_status, to_status, attempt, worker, reason)
-  SELECT m.id, upd.batch_id, m.from_status, m.to_status, m.attempt, m.event_worker, m.reason
-  FROM m JOIN upd ON upd.id = m.id ORDER BY m.id
+  SELECT id, batch_id, from_status, to_status, attempt, event_worker, reason
+  FROM upd ORDER BY id
 ),
 rc AS (
   UPDATE recipe r SET jobs_completed = r.jobs_completed + c.n
-  FROM (SELECT upd.recipe_id, count(*) AS n FROM upd JOIN m ON m.id = upd.id
-        WHERE m.to_status = 'COMPLETED' GROUP BY upd.recipe_id) c
+  FROM (SELECT recipe_id, count(*) AS n FROM upd
+        WHERE to_status = 'COMPLETED' GROUP BY recipe_id) c
   WHERE r.id = c.recipe_id
-),
-d AS (
-  SELECT upd.batch_id, upd.node, m.from_status, m.to_status,
-         CASE WHEN m.to_status = 'COMPLETED' AND upd.started_at IS NOT NULL
-              THEN greatest(extract(epoch FROM upd.completed_at - upd.started_at), 0)
-         END AS run_s,
-         CASE WHEN m.to_status = 'COMPLETED'
-              THEN greatest(extract(epoch FROM upd.completed_at - upd.created_at), 0)
-         END AS job_s
-  FROM upd JOIN m ON m.id = upd.id
 ),
 dl AS (
   INSERT INTO batch_node_delta (batch_id, node, """
@@ -165,11 +165,12 @@ dl AS (
     + """,
          min(run_s), max(run_s), coalesce(sum(run_s), 0), count(run_s),
          min(job_s), max(job_s), coalesce(sum(job_s), 0), count(job_s)
-  FROM d GROUP BY batch_id, node
+  FROM upd GROUP BY batch_id, node
 )
 SELECT upd.id, upd.batch_id, upd.node, upd.recipe_id, upd.task_type_revision_id,
-       m.from_status, m.to_status, m.attempt, m.worker
-FROM upd JOIN m ON m.id = upd.id ORDER BY upd.id"""
+       upd.from_status, upd.to_status, upd.attempt, upd.worker,
+       b.max_parallel_jobs IS NOT NULL
+FROM upd JOIN batch b ON b.id = upd.batch_id ORDER BY upd.id"""
 )
 
 _EXPLICIT = text(
@@ -280,9 +281,18 @@ class MoveRepository:
 
 
 def _moved(row: Any) -> Moved:
-    i, batch, node, recipe, revision, before, after, attempt, worker = row
+    i, batch, node, recipe, revision, before, after, attempt, worker, capped = row
     return Moved(
-        i, batch, node, recipe, revision, JobStatus(before), JobStatus(after), attempt, worker
+        i,
+        batch,
+        node,
+        recipe,
+        revision,
+        JobStatus(before),
+        JobStatus(after),
+        attempt,
+        worker,
+        bool(capped),
     )
 
 

@@ -122,7 +122,9 @@ async def claim(
     }
     selection = Selection(
         join="JOIN task_type_revision r ON r.id = j.task_type_revision_id",
-        where="j.id = ANY(CAST(:ids AS bigint[])) AND j.status = 'QUEUED'"
+        # status as text: never a reason to scan the partial index of all queued jobs
+        # (with stale statistics the planner would, per claim, over every queued job).
+        where="j.id = ANY(CAST(:ids AS bigint[])) AND CAST(j.status AS text) = 'QUEUED'"
         " AND r.implementation = ANY(CAST(:offered AS text[]))"
         " AND r.requirements <@ " + _METADATA,
         params=params,
@@ -138,22 +140,19 @@ async def claim(
         from_statuses=[JobStatus.QUEUED],
         settle_after=False,
     )
-    just_taken = [m.id for m in started.moved]
-    orphans = await uow.jobs.orphans(
-        wanted, worker=worker, running_here=[*running_here, *just_taken]
-    )
-    taken = [(m.id, m.attempt, m.task_type_revision_id) for m in started.moved] + orphans
-    found = await uow.jobs.parameters([i for i, _, _ in taken])
-    known = await revisions.revisions(uow, {r for _, _, r in taken})
+    # The runs of this worker among these jobs that its process is not running: the
+    # ones just claimed, and any whose run was interrupted (adopted as they are).
+    taken = await uow.jobs.runs_to_start(wanted, worker=worker, running_here=list(running_here))
+    known = await revisions.revisions(uow, {t.revision_id for t in taken})
     claimed = [
         Claimed(
-            i,
-            attempt,
-            known[r].implementation,
-            found[i],
-            known[r].timeout_seconds,
+            t.id,
+            t.attempt,
+            known[t.revision_id].implementation,
+            t.parameters,
+            known[t.revision_id].timeout_seconds,
         )
-        for i, attempt, r in taken
+        for t in taken
     ]
     pass_on: list[int] = []
     rest = [i for i in wanted if i not in {c.job_id for c in claimed}]

@@ -196,14 +196,14 @@ async def settle(uow: UnitOfWork, moved: Sequence[Moved]) -> Applied:
     if dead:
         followed.add(await _cancel_downstream(uow, dead))
     ready = {m.batch_id for m in [*moved, *followed.moved] if m.to_status is JobStatus.PENDING}
-    freed = {
+    # A batch that caps its running jobs may run more when some stop running.
+    ready |= {
         m.batch_id
         for m in moved
-        if m.from_status in (JobStatus.QUEUED, JobStatus.RUNNING)
+        if m.capped
+        and m.from_status in (JobStatus.QUEUED, JobStatus.RUNNING)
         and m.to_status not in (JobStatus.QUEUED, JobStatus.RUNNING)
     }
-    if freed - ready:
-        ready |= set(await uow.batches.capped(sorted(freed - ready)))
     for batch_id in sorted(ready):
         followed.add(await dispatch(uow, batch_id=batch_id))
     return followed
