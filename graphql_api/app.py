@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -19,6 +22,9 @@ from starlette.staticfiles import StaticFiles
 
 from db.events import EventBus
 from db.session import Database
+from db.uow import UnitOfWork
+from domain.maintenance import service as maintenance
+from domain.periodic.service import Scheduler
 from domain.ports import Dispatcher
 from graphql_api.auth.authenticator import Authenticator
 from graphql_api.bodylimit import BodyLimitMiddleware
@@ -67,9 +73,19 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await events.start()  # one listening connection per process
+        stop = asyncio.Event()
+        periodic = (
+            asyncio.create_task(run_periodic(db, dispatcher, stop), name="periodic")
+            if settings.periodic
+            else None
+        )
+        maintenance.set_requeue_after(settings.requeue_after_seconds)
         try:
             yield
         finally:
+            stop.set()
+            if periodic is not None:
+                await periodic
             await events.stop()
             await db.dispose()
             if on_shutdown is not None:
@@ -97,6 +113,24 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+
+
+async def run_periodic(db: Database, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+    """Run due periodic tasks until ``stop`` (other processes may run them too: each
+    task runs in one process at a time)."""
+    scheduler = Scheduler(
+        lambda: UnitOfWork(db.write_session, dispatcher=dispatcher),
+        runner=f"api {socket.gethostname()}:{os.getpid()}",
+        now=lambda: datetime.now(UTC),
+    )
+    while not stop.is_set():
+        try:
+            wait = await scheduler.tick()
+        except Exception:  # the database is away: try again in a while
+            log.warning("periodic tasks could not run", exc_info=True)
+            wait = 5.0
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wait)
 
 
 async def readiness_problems(db: Database, dispatcher: Dispatcher) -> dict[str, str]:

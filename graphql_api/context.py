@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket
 from db.events import EventBus
 from db.repositories.batch import BatchRepository
 from db.repositories.job import JobRepository
+from db.repositories.periodic import PeriodicRepository
 from db.repositories.task_type import TaskTypeRepository
 from db.repositories.token import TokenRepository
 from db.repositories.worker import WorkerRepository
@@ -38,6 +39,7 @@ class Reads:
     batches: BatchRepository
     jobs: JobRepository
     workers: WorkerRepository
+    periodic: PeriodicRepository
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Context:
                 batches=BatchRepository(session),
                 jobs=JobRepository(session),
                 workers=WorkerRepository(session),
+                periodic=PeriodicRepository(session),
             )
 
     @cached_property

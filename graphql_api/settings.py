@@ -76,6 +76,10 @@ class ApiSettings:
     documentation_url: str = "https://example.invalid/batchgraph/docs"
     maintainer: str = "batchgraph maintainers"
     source_url: str = "https://example.invalid/batchgraph"
+    # API processes run the periodic tasks too (one process at a time runs each), so a
+    # deployment with pull workers only still has its maintenance.
+    periodic: bool = True
+    requeue_after_seconds: float = 60.0
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -89,4 +93,8 @@ class ApiSettings:
             documentation_url=os.environ.get("BATCHGRAPH_DOCS_URL") or d.documentation_url,
             maintainer=os.environ.get("BATCHGRAPH_MAINTAINER") or d.maintainer,
             source_url=os.environ.get("BATCHGRAPH_SOURCE_URL") or d.source_url,
+            periodic=_bool("BATCHGRAPH_PERIODIC", d.periodic),
+            requeue_after_seconds=float(
+                _int("BATCHGRAPH_REQUEUE_AFTER_SECONDS", int(d.requeue_after_seconds))
+            ),
         )

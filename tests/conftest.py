@@ -203,7 +203,7 @@ def _serve_in_thread(database_url: str, redis_url: str) -> Iterator[str]:
 
     dispatcher = DramatiqDispatcher(build_broker(redis_url))
     app = create_app(
-        settings=ApiSettings(),
+        settings=ApiSettings(periodic=False),
         db=connect(database_url),
         dispatcher=dispatcher,
         on_shutdown=dispatcher.close,

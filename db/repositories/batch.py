@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, String, func, insert, select
+from sqlalchemy import Select, String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -35,7 +36,14 @@ class BatchFilter:
     root_batch_id: int | None = None
 
 
-class NewRecipe(NamedTuple):
+class ItemRow(NamedTuple):
+    position: int
+    value: Any
+    previous_recipe_id: int | None
+    nodes: Sequence[str] | None  # None: every node of the recipe
+
+
+class RecipeItem(NamedTuple):
     id: int
     position: int
     item: dict[str, Any]
@@ -133,9 +141,27 @@ class BatchRepository:
 
     # --- items and recipes ---------------------------------------------------
 
-    async def add_items(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            await self._session.execute(insert(BatchItem), list(rows))
+    async def add_items(self, batch_id: int, items: Sequence[ItemRow]) -> None:
+        """The input items, in one statement whatever their number."""
+        if not items:
+            return
+        await self._session.execute(
+            text(
+                """INSERT INTO batch_item (batch_id, position, value, previous_recipe_id, nodes)
+                SELECT :batch, u.position, CAST(u.value AS jsonb), u.previous_recipe_id,
+                       string_to_array(u.nodes, ',')
+                FROM unnest(CAST(:positions AS int[]), CAST(:values AS text[]),
+                            CAST(:previous AS bigint[]), CAST(:nodes AS text[]))
+                  AS u(position, value, previous_recipe_id, nodes)"""
+            ),
+            {
+                "batch": batch_id,
+                "positions": [i.position for i in items],
+                "values": [json.dumps(i.value) for i in items],
+                "previous": [i.previous_recipe_id for i in items],
+                "nodes": [",".join(i.nodes) if i.nodes is not None else None for i in items],
+            },
+        )
 
     async def item_count(self, batch_id: int) -> int:
         """How many input items the batch stored (positions are 0 … n-1)."""
@@ -143,6 +169,15 @@ class BatchRepository:
             select(func.max(BatchItem.position)).where(BatchItem.batch_id == batch_id)
         )
         return 0 if found is None else int(found) + 1
+
+    async def all_recipes(self, batch_id: int) -> list[RecipeItem]:
+        """Every recipe of a batch, by position, in one statement (for re-processing)."""
+        rows = await self._session.execute(
+            select(Recipe.id, Recipe.position, Recipe.item)
+            .where(Recipe.batch_id == batch_id)
+            .order_by(Recipe.position)
+        )
+        return [RecipeItem(int(i), int(p), item) for i, p, item in rows]
 
     async def recipes_page(
         self, batch_id: int, *, after: SortKey | None, first: int

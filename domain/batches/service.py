@@ -13,7 +13,7 @@ from jsonschema.validators import validator_for
 
 from db.enums import CachePolicy, JobStatus, RerunMode
 from db.models import Batch, BatchNode, TaskType
-from db.repositories.batch import BatchRepository
+from db.repositories.batch import BatchRepository, ItemRow
 from db.repositories.job import JobRepository
 from db.repositories.moves import NodePlan
 from db.repositories.task_type import TaskTypeRepository
@@ -258,7 +258,7 @@ async def _validate_reprocessing(
         return
     always = {d.node for d in found.diff if d.status.value in ("NEW", "CHANGED")}
     statuses = await repos.jobs.statuses_by_recipe(previous.id)
-    recipes = await _all_recipes(repos.batches, previous.id)
+    recipes = await repos.batches.all_recipes(previous.id)
     found.estimated_recipes = previous.recipes_total
     position = 0
     for recipe in recipes:
@@ -279,17 +279,6 @@ async def _validate_reprocessing(
             found.plan.append(PlannedRecipe(position, recipe.item, ordered, recipe.id))
             position += 1
     _check_parameters(found)
-
-
-async def _all_recipes(batches: BatchRepository, batch_id: int) -> list[Any]:
-    found: list[Any] = []
-    after = None
-    while True:
-        page = await batches.recipes_page(batch_id, after=after, first=10_000)
-        found += page.items
-        if not page.has_next:
-            return found
-        after = page.keys[-1]
 
 
 async def _pin(
@@ -426,17 +415,16 @@ async def create_batch(
             )
         )
     await uow.batches.flush()
+    every_node = tuple(n.name for n in validation.nodes)
     await uow.batches.add_items(
+        batch.id,
         [
-            {
-                "batch_id": batch.id,
-                "position": r.position,
-                "value": r.item,
-                "previous_recipe_id": r.previous_recipe_id,
-                "nodes": list(r.nodes),
-            }
+            # None: the whole recipe (the common case), stored once in the batch.
+            ItemRow(r.position, r.item, r.previous_recipe_id, None)
+            if r.nodes == every_node
+            else ItemRow(r.position, r.item, r.previous_recipe_id, list(r.nodes))
             for r in validation.plan
-        ]
+        ],
     )
     if len(validation.plan) <= inline_limit:
         # Small batches are created at once: their jobs can start without waiting for
@@ -628,3 +616,20 @@ async def reprocess_batch(
         max_parallel_jobs=latest.max_parallel_jobs,
     )
     return await create_batch(uow, spec=spec, actor=actor, dry_run=dry_run)
+
+
+async def retry_batch(
+    uow: UnitOfWork, *, batch_id: int, include_canceled: bool, actor: Actor | None
+) -> tuple[Batch, int]:
+    """Re-open the batch's FAILED jobs (and CANCELED ones, when asked) as new attempts,
+    with what they had canceled downstream. Returns the batch and how many jobs were
+    re-opened. Statements do not grow with the number of jobs."""
+    who = require_writer(actor)
+    batch = await get_visible(uow, batch_id, actor, lock=True)
+    if batch.canceled_at is not None and include_canceled:
+        batch.canceled_at = None  # running it again undoes the batch's cancellation
+    statuses = (JobStatus.FAILED, JobStatus.CANCELED) if include_canceled else (JobStatus.FAILED,)
+    retried = await jobs.retry_in_batch(uow, batch_id=batch_id, statuses=statuses, who=who.owner)
+    batch.last_modified_at = datetime.now(UTC)
+    await uow.batches.flush()
+    return batch, retried

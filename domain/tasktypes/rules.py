@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 MAX_ATTEMPTS = 100
 MAX_CHECK_IN_TIMEOUT_SECONDS = 7 * 24 * 3600
 MAX_VIOLATIONS = 50
+MAX_REQUIREMENTS_BYTES = 4 * 1024
 DEFAULT_SCHEMA: dict[str, Any] = {"type": "object"}
 
 JSON = Any
@@ -42,6 +43,8 @@ class RevisionFields:
     timeout_seconds: int | None
     max_attempts: int
     cache_policy: CachePolicy
+    # Every key/value must appear in a worker's metadata for it to run these jobs.
+    requirements: JSON = field(default_factory=dict)
 
 
 def check_name(name: str) -> list[Violation]:
@@ -99,7 +102,19 @@ def check_revision_fields(fields: RevisionFields) -> list[Violation]:
         )
     if not 1 <= fields.max_attempts <= MAX_ATTEMPTS:
         violations.append(Violation("$.maxAttempts", f"must be between 1 and {MAX_ATTEMPTS}"))
+    violations += check_requirements(fields.requirements)
     return violations
+
+
+def check_requirements(requirements: JSON, path: str = "$.requirements") -> list[Violation]:
+    """Requirements are matched by containment against worker metadata: a JSON object."""
+    if requirements is None:
+        return [Violation(path, "must not be null")]
+    if not isinstance(requirements, dict):
+        return [Violation(path, 'must be a JSON object, e.g. {"arch": "aarch64"}')]
+    if len(json.dumps(requirements)) > MAX_REQUIREMENTS_BYTES:
+        return [Violation(path, f"must be at most {MAX_REQUIREMENTS_BYTES} bytes of JSON")]
+    return []
 
 
 def check_json_schema(schema: JSON, path: str) -> list[Violation]:

@@ -45,6 +45,7 @@ class RevisionChanges:
     timeout_seconds: int | _Keep | None = KEEP
     max_attempts: int | _Keep = KEEP
     cache_policy: CachePolicy | _Keep = KEEP
+    requirements: JSON = KEEP
 
     def apply_to(self, base: RevisionFields) -> RevisionFields:
         changed = {
@@ -70,6 +71,7 @@ def fields_of(revision: TaskTypeRevision) -> RevisionFields:
         timeout_seconds=revision.timeout_seconds,
         max_attempts=revision.max_attempts,
         cache_policy=revision.cache_policy,
+        requirements=revision.requirements,
     )
 
 
@@ -196,5 +198,6 @@ def _revision(
         timeout_seconds=fields.timeout_seconds,
         max_attempts=fields.max_attempts,
         cache_policy=fields.cache_policy,
+        requirements=fields.requirements,
         created_by=who.owner,
     )

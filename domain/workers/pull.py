@@ -29,9 +29,7 @@ from domain.jobs import execution, moves, revisions
 from domain.jobs import service as jobs
 from domain.jobs.rules import Initiator
 from domain.workers import rules
-from domain.workers.service import heartbeat
-
-MAX_METADATA_BYTES = 16 * 1024
+from domain.workers.service import check_metadata, heartbeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,16 +38,8 @@ class Registered:
     secret: str  # the worker's token, shown once; disabled until an admin enables it
 
 
-def _check_metadata(metadata: Any, path: str) -> list[Violation]:
-    if not isinstance(metadata, dict):
-        return [Violation(path, "must be a JSON object")]
-    if len(json.dumps(metadata)) > MAX_METADATA_BYTES:
-        return [Violation(path, f"must be at most {MAX_METADATA_BYTES} bytes of JSON")]
-    return []
-
-
 async def register(uow: UnitOfWork, *, host: str, concurrency: int, metadata: Any) -> Registered:
-    violations = _check_metadata(metadata, "$.metadata")
+    violations = check_metadata(metadata, "$.metadata")
     if not host.strip() or len(host) > 255:
         violations.append(Violation("$.host", "must be 1–255 characters"))
     if not 1 <= concurrency <= 1000:
@@ -81,7 +71,7 @@ async def _me(uow: UnitOfWork, actor: Actor | None, *, lock: bool = False) -> Wo
 
 
 async def beat(uow: UnitOfWork, *, metadata: Any, actor: Actor | None) -> Worker:
-    raise_if_invalid("Invalid heartbeat", _check_metadata(metadata, "$.metadata"))
+    raise_if_invalid("Invalid heartbeat", check_metadata(metadata, "$.metadata"))
     worker = await _me(uow, actor)
     await heartbeat(uow, worker_id=worker.id, dynamic_metadata=metadata)
     return worker

@@ -9,6 +9,7 @@ from typing import Any
 
 DEFAULT_TIMEOUT_SECONDS = 20  # + a maintenance tick of 10 s: lost within 30 s
 MAX_NAME = 100
+MAX_METADATA_BYTES = 16 * 1024
 
 
 def slugify(host: str) -> str:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from db.enums import WorkerKind
 from db.models import Worker
 from db.uow import UnitOfWork
+from domain.auth.rules import Actor, require_admin
+from domain.errors import NotFoundError, Violation, raise_if_invalid
 from domain.jobs import execution
-from domain.workers.rules import free_name, slugify
+from domain.workers.rules import MAX_METADATA_BYTES, free_name, slugify
 
 
 async def register_fleet(
@@ -73,3 +76,26 @@ async def requeue_running(uow: UnitOfWork, *, worker: str, why: str) -> int:
     return await execution.lose_runs(
         uow, where="j.worker = :worker", params={"worker": worker}, why=why
     )
+
+
+async def set_static_metadata(
+    uow: UnitOfWork, *, worker_id: int, metadata: Any, actor: Actor | None
+) -> Worker:
+    """What an admin says about a worker (e.g. its architecture, its GPU): it wins over
+    what the worker reports, and task types' requirements are matched against both."""
+    require_admin(actor)
+    raise_if_invalid("Invalid metadata", check_metadata(metadata, "$.metadata"))
+    worker = await uow.workers.get(worker_id, for_update=True)
+    if worker is None:
+        raise NotFoundError(f"No worker with id {worker_id}")
+    worker.static_metadata = metadata
+    await uow.workers.flush()
+    return worker
+
+
+def check_metadata(metadata: Any, path: str) -> list[Violation]:
+    if not isinstance(metadata, dict):
+        return [Violation(path, "must be a JSON object")]
+    if len(json.dumps(metadata)) > MAX_METADATA_BYTES:
+        return [Violation(path, f"must be at most {MAX_METADATA_BYTES} bytes of JSON")]
+    return []

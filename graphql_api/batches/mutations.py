@@ -38,6 +38,12 @@ class BatchCanceled:
     canceled_jobs: int
 
 
+@strawberry.type
+class BatchRetried:
+    batch: Batch
+    retried_jobs: int
+
+
 CreateBatchPayload = Annotated[
     BatchCreated | BatchDryRun | InvalidBatch | NotFound, strawberry.union("CreateBatchPayload")
 ]
@@ -47,6 +53,7 @@ EditBatchPayload = Annotated[
 CancelBatchPayload = Annotated[
     BatchCanceled | InvalidTransition | NotFound, strawberry.union("CancelBatchPayload")
 ]
+RetryBatchPayload = Annotated[BatchRetried | NotFound, strawberry.union("RetryBatchPayload")]
 
 
 def _created(created: service.Created) -> BatchCreated | BatchDryRun:
@@ -139,4 +146,23 @@ class BatchMutations:
                 uow, batch_id=parse_id(id, "Batch"), reason=reason, actor=info.context.actor
             ),
             lambda found: BatchCanceled(batch=Batch.from_model(found[0]), canceled_jobs=found[1]),
+        )
+
+    @strawberry.mutation(
+        description="Retry every FAILED job of a batch as a new attempt (writer), with what"
+        " they had canceled downstream; includeCanceled re-opens CANCELED jobs too."
+    )
+    async def retry_batch(
+        self, info: Info, id: relay.GlobalID, include_canceled: bool = False
+    ) -> RetryBatchPayload:
+        return await mutate(
+            info,
+            RetryBatchPayload,
+            lambda uow: service.retry_batch(
+                uow,
+                batch_id=parse_id(id, "Batch"),
+                include_canceled=include_canceled,
+                actor=info.context.actor,
+            ),
+            lambda found: BatchRetried(batch=Batch.from_model(found[0]), retried_jobs=found[1]),
         )

@@ -34,6 +34,11 @@ class CreateTaskTypeInput:
     max_attempts: int = 3
     cache_policy: CachePolicy = CachePolicy.NONE
     check_in_timeout_seconds: int = 30
+    requirements: JSON | None = strawberry.field(
+        default=None,
+        description="What a worker must offer to run these jobs: every key/value must appear"
+        ' in the worker\'s metadata (static over dynamic), e.g. {arch: "aarch64"}. Default {}.',
+    )
 
 
 @strawberry.input(description="Fields left out are taken unchanged from the newest revision.")
@@ -46,6 +51,7 @@ class CreateTaskTypeRevisionInput:
     timeout_seconds: int | None = strawberry.UNSET
     max_attempts: int | None = strawberry.UNSET
     cache_policy: CachePolicy | None = strawberry.UNSET
+    requirements: JSON | None = strawberry.UNSET
 
     def to_changes(self) -> service.RevisionChanges:
         """UNSET keeps a field; null is a value only where it means something (timeout)."""
@@ -59,6 +65,7 @@ class CreateTaskTypeRevisionInput:
                 "timeout_seconds",
                 "max_attempts",
                 "cache_policy",
+                "requirements",
             )
             if getattr(self, name) is not strawberry.UNSET
         }
@@ -115,6 +122,7 @@ class TaskTypeMutations:
                 timeout_seconds=input.timeout_seconds,
                 max_attempts=input.max_attempts,
                 cache_policy=input.cache_policy,
+                requirements={} if input.requirements is None else input.requirements,
             ),
         )
         return await mutate(

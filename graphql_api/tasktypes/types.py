@@ -44,6 +44,9 @@ class TaskTypeRevision(relay.Node):
     timeout_seconds: int | None
     max_attempts: int
     cache_policy: CachePolicy
+    requirements: JSON = strawberry.field(
+        description="What a worker must offer to run these jobs (matched against its metadata)."
+    )
     created_by: str
     created_at: datetime
     task_type_id: strawberry.Private[int]
@@ -60,6 +63,7 @@ class TaskTypeRevision(relay.Node):
             timeout_seconds=row.timeout_seconds,
             max_attempts=row.max_attempts,
             cache_policy=row.cache_policy,
+            requirements=cast(JSON, row.requirements),
             created_by=row.created_by,
             created_at=row.created_at,
             task_type_id=row.task_type_id,

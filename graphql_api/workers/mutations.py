@@ -7,6 +7,7 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from domain.workers import pull
+from domain.workers import service as workers
 from graphql_api.context import Info
 from graphql_api.errors import InvalidTransition, NotFound, SchemaMismatch, ValidationFailed
 from graphql_api.ids import node_ints, parse_id
@@ -21,6 +22,14 @@ class RegisterWorkerInput:
     concurrency: int = 1
     metadata: JSON | None = strawberry.field(
         default=None, description="Dynamic metadata, e.g. {tasks_allowlist: [...]}."
+    )
+
+
+@strawberry.input
+class SetWorkerMetadataInput:
+    worker: relay.GlobalID
+    metadata: JSON = strawberry.field(
+        description='Static metadata: wins over what the worker reports (e.g. {arch: "aarch64"}).'
     )
 
 
@@ -54,6 +63,9 @@ WorkerHeartbeatPayload = Annotated[
     WorkerUpdated | ValidationFailed, strawberry.union("WorkerHeartbeatPayload")
 ]
 ClaimJobPayload = Annotated[JobClaim | ValidationFailed, strawberry.union("ClaimJobPayload")]
+SetWorkerMetadataPayload = Annotated[
+    WorkerUpdated | ValidationFailed | NotFound, strawberry.union("SetWorkerMetadataPayload")
+]
 FinishJobPayload = Annotated[
     JobFinished | SchemaMismatch | InvalidTransition | ValidationFailed | NotFound,
     strawberry.union("FinishJobPayload"),
@@ -77,6 +89,25 @@ class WorkerMutations:
             lambda found: WorkerRegistered(
                 worker=Worker.from_model(found.worker), token=found.secret
             ),
+        )
+
+    @strawberry.mutation(
+        description="Set a worker's static metadata (admin): it wins over what the worker"
+        " reports, and task types' requirements are matched against both."
+    )
+    async def set_worker_metadata(
+        self, info: Info, input: SetWorkerMetadataInput
+    ) -> SetWorkerMetadataPayload:
+        return await mutate(
+            info,
+            SetWorkerMetadataPayload,
+            lambda uow: workers.set_static_metadata(
+                uow,
+                worker_id=parse_id(input.worker, "Worker"),
+                metadata=input.metadata,
+                actor=info.context.actor,
+            ),
+            lambda row: WorkerUpdated(worker=Worker.from_model(row)),
         )
 
     @strawberry.mutation(description="The worker is alive (worker token).")

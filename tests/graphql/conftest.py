@@ -12,7 +12,8 @@ from graphql_api.settings import ApiSettings
 from jobs.broker import build_broker
 from jobs.dispatch import DramatiqDispatcher
 
-SETTINGS = ApiSettings(cors_origins=("http://allowed.example",))
+# Periodic tasks off: tests run them themselves, when they mean to.
+SETTINGS = ApiSettings(cors_origins=("http://allowed.example",), periodic=False)
 
 
 class Api:
