@@ -19,6 +19,7 @@ import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import Middleware
 
+from db.config import settings
 from domain.maintenance import service as maintenance
 from domain.workers import service as workers
 from jobs import runtime
@@ -27,9 +28,6 @@ from jobs.implementations import registry
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
 TICK_EVERY = 2  # heartbeats
-# How long a QUEUED job (or a batch creation) may wait for its message before the
-# maintenance tick sends it again.
-REQUEUE_AFTER = timedelta(seconds=float(os.environ.get("BATCHGRAPH_REQUEUE_AFTER_SECONDS", 60)))
 
 
 def dynamic_metadata() -> dict[str, Any]:
@@ -102,7 +100,11 @@ class Presence(Middleware):
         if with_tick:
             async with runtime.unit_of_work() as uow:
                 done = await maintenance.tick(
-                    uow, now=datetime.now(UTC), queued_deadline=REQUEUE_AFTER
+                    uow,
+                    now=datetime.now(UTC),
+                    # How long a QUEUED job (or a batch creation) may wait for its
+                    # message before the maintenance tick sends it again.
+                    queued_deadline=timedelta(seconds=settings().requeue_after_seconds),
                 )
                 await uow.commit()
             if done is not None and done != maintenance.Tick():

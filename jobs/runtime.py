@@ -9,6 +9,7 @@ import weakref
 
 import dramatiq
 
+from db.config import settings
 from db.session import Database, connect
 from db.uow import UnitOfWork
 from domain.ports import Dispatcher
@@ -31,7 +32,7 @@ def database() -> Database:
     loop = asyncio.get_running_loop()
     found = _databases.get(loop)
     if found is None:
-        url = _url or os.environ.get("DATABASE_URL")
+        url = _url or settings().database_url
         if not url:
             raise RuntimeError("DATABASE_URL is not set for this worker")
         found = connect(url, pool_size=5, max_overflow=5)

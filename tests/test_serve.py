@@ -36,7 +36,7 @@ def _env(home: Path, port: int) -> dict[str, str]:
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = log.open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "graphql_api.cli", *args],
+        [sys.executable, "-m", "launcher", *args],
         env=env,
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -100,7 +100,7 @@ def _processes_using(path: Path) -> list[str]:
 def _run_and_watch(url: str, token: str, *, items: int) -> dict[str, Any]:
     import asyncio
 
-    from graphql_api import client
+    from launcher import client
 
     client.post(
         url,

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from db.enums import JobStatus, TokenRole, WorkerKind
+from db.enums import FailureCategory, JobStatus, TokenRole, WorkerKind
 from db.models import Job, Worker
 from db.uow import UnitOfWork
 from domain.auth import service as auth
@@ -163,7 +163,13 @@ async def complete(uow: UnitOfWork, *, job_id: int, result: Any, actor: Actor | 
 
 
 async def fail(
-    uow: UnitOfWork, *, job_id: int, code: str, message: str, category: str, actor: Actor | None
+    uow: UnitOfWork,
+    *,
+    job_id: int,
+    code: str,
+    message: str,
+    category: FailureCategory,
+    actor: Actor | None,
 ) -> Job:
     """Only the assigned worker; a retryable category with attempts left re-queues it."""
     worker, job = await _assigned(uow, job_id, actor)
@@ -175,7 +181,6 @@ async def fail(
             Violation(path, f"must be 1–{n} characters")
             for path, value, n in (
                 ("$.code", code, 100),
-                ("$.category", category, 50),
                 ("$.message", message, 10_000),
             )
             if not value.strip() or len(value) > n
@@ -186,6 +191,8 @@ async def fail(
         job_id=job.id,
         attempt=job.attempt,
         worker=worker.name,
-        outcome=execution.Outcome(failure=execution.TaskFailure(code, message, category)),
+        outcome=execution.Outcome(
+            failure=execution.TaskFailure(code, message, FailureCategory(category).value)
+        ),
     )
     return job

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated, cast
 
 import strawberry
-from strawberry import relay
 from strawberry.scalars import JSON
 
 from db.enums import CachePolicy
@@ -38,7 +37,7 @@ class CreateTaskTypeInput:
 
 @strawberry.input(description="Fields left out are taken unchanged from the newest revision.")
 class CreateTaskTypeRevisionInput:
-    task_type: relay.GlobalID
+    task_type: strawberry.ID
     description: str | None = strawberry.UNSET
     parameters_schema: JSON | None = strawberry.UNSET
     result_schema: JSON | None = strawberry.UNSET
@@ -142,7 +141,7 @@ class TaskTypeMutations:
 
     @strawberry.mutation(description="Mark a task type available or not (writer).")
     async def set_task_type_availability(
-        self, info: Info, task_type: relay.GlobalID, available: bool
+        self, info: Info, task_type: strawberry.ID, available: bool
     ) -> TaskTypeUpdatePayload:
         return await mutate(
             info,
@@ -161,7 +160,7 @@ class TaskTypeMutations:
         " (writer or worker)."
     )
     async def check_in_task_type(
-        self, info: Info, task_type: relay.GlobalID
+        self, info: Info, task_type: strawberry.ID
     ) -> TaskTypeUpdatePayload:
         return await mutate(
             info,

@@ -3,13 +3,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
-from strawberry import relay
+from strawberry.relay.utils import to_base64
 from strawberry.scalars import JSON
 
+from db.enums import FailureCategory
 from domain.workers import pull
 from graphql_api.context import Info
 from graphql_api.errors import InvalidTransition, NotFound, SchemaMismatch, ValidationFailed
-from graphql_api.ids import node_ints, parse_id
+from graphql_api.ids import parse_id
 from graphql_api.jobs.types import Job
 from graphql_api.mutations import mutate
 from graphql_api.workers.types import Worker
@@ -29,6 +30,10 @@ class WorkerRegistered:
     worker: Worker
     token: str = strawberry.field(
         description="The worker's token, shown once. Disabled until an admin enables it."
+    )
+    token_id: strawberry.ID = strawberry.field(
+        description="What an admin needs to enable the worker:"
+        " setTokenEnabled(id: tokenId, enabled: true)."
     )
 
 
@@ -75,7 +80,9 @@ class WorkerMutations:
                 uow, host=input.host, concurrency=input.concurrency, metadata=input.metadata or {}
             ),
             lambda found: WorkerRegistered(
-                worker=Worker.from_model(found.worker), token=found.secret
+                worker=Worker.from_model(found.worker),
+                token=found.secret,
+                token_id=strawberry.ID(to_base64("Token", found.worker.token_id)),
             ),
         )
 
@@ -98,9 +105,9 @@ class WorkerMutations:
         self,
         info: Info,
         task_types: list[str] | None = None,
-        running: list[relay.GlobalID] | None = None,
+        running: list[strawberry.ID] | None = None,
     ) -> ClaimJobPayload:
-        ids = node_ints([g.node_id for g in running or [] if g.type_name == "Job"])
+        ids = [parse_id(g, "Job") for g in running or []]
         return await mutate(
             info,
             ClaimJobPayload,
@@ -111,7 +118,7 @@ class WorkerMutations:
         )
 
     @strawberry.mutation(description="Complete a job assigned to this worker (worker token).")
-    async def complete_job(self, info: Info, job: relay.GlobalID, result: JSON) -> FinishJobPayload:
+    async def complete_job(self, info: Info, job: strawberry.ID, result: JSON) -> FinishJobPayload:
         return await mutate(
             info,
             FinishJobPayload,
@@ -123,15 +130,15 @@ class WorkerMutations:
 
     @strawberry.mutation(
         description="Fail a job assigned to this worker (worker token); categories"
-        " INFRASTRUCTURE and TIMEOUT retry while attempts are left."
+        " INFRASTRUCTURE, TIMEOUT and WORKER_LOST retry while attempts are left."
     )
     async def fail_job(
         self,
         info: Info,
-        job: relay.GlobalID,
+        job: strawberry.ID,
         code: str,
         message: str,
-        category: str = "DOMAIN",
+        category: FailureCategory = FailureCategory.DOMAIN,
     ) -> FinishJobPayload:
         return await mutate(
             info,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from db.session import Database
-from graphql_api.cli import main
+from launcher.cli import main
 from tests.graphql.conftest import Api
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from db.session import Database
-from graphql_api.cli import main
+from launcher.cli import main
 from tests.factories import make_token, run_creation
 from tests.graphql.conftest import Api
 

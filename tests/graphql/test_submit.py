@@ -76,7 +76,7 @@ async def test_submit_and_watch(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "graphql_api.cli",
+        "launcher",
         "submit",
         str(spec),
         "--watch",
@@ -99,7 +99,7 @@ def test_submit_reports_an_invalid_batch(tmp_path: Path) -> None:
     spec = tmp_path / "bad.json"
     spec.write_text("{not json")
     found = subprocess.run(
-        [sys.executable, "-m", "graphql_api.cli", "submit", str(spec)],
+        [sys.executable, "-m", "launcher", "submit", str(spec)],
         capture_output=True,
         text=True,
         timeout=60,
