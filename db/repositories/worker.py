@@ -72,7 +72,7 @@ class WorkerRepository:
             .outerjoin(Token, Token.id == Worker.token_id)
             .order_by(Worker.id)
         )
-        return [(worker, enabled) for worker, enabled in rows.tuples()]
+        return [(worker, enabled) for worker, enabled in rows]
 
     async def page(
         self, *, connected: bool | None, cutoff: datetime, after: SortKey | None, first: int

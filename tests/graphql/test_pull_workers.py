@@ -274,3 +274,67 @@ async def test_a_malformed_job_id_is_a_job_that_does_not_exist(
     for bad in ("not-an-id", "", "Sm9iOng=", gid("Batch", 1)):
         done = await api.data(COMPLETE, {"job": bad, "result": {"ok": 1}}, token=token)
         assert done["completeJob"]["__typename"] == "NotFound", bad
+
+
+WAITING = """query($b: ID!) { batch(id: $b) { jobs { edges { node { node status
+  waitingReason } } } } }"""
+
+
+async def _reasons(api: Api, batch_id: int, token: str) -> list[tuple[str, str, str | None]]:
+    found = await api.data(WAITING, {"b": gid("Batch", batch_id)}, token=token)
+    return [
+        (e["node"]["node"], e["node"]["status"], e["node"]["waitingReason"])
+        for e in found["batch"]["jobs"]["edges"]
+    ]
+
+
+async def test_a_queued_job_says_when_no_connected_worker_can_take_it(
+    api: Api, db: Database, admin: str
+) -> None:
+    definition = {
+        "recipe": {
+            "nodes": [
+                {"name": "a", "taskType": "scan"},
+                {"name": "b", "taskType": "scan", "dependsOn": ["a"]},
+            ]
+        },
+        "inputs": [{}],
+    }
+    batch = await make_batch(db, definition)
+    assert await _reasons(api, batch.id, admin) == [
+        ("a", "QUEUED", "no connected worker offers this task type"),
+        ("b", "BLOCKED", "waiting for the jobs it depends on to complete"),
+    ]
+    # A worker that refuses this task type changes nothing...
+    await enabled_worker(api, admin, "denier.example", m={"tasks_denylist": ["scan"]})
+    assert (await _reasons(api, batch.id, admin))[0][2] == (
+        "no connected worker offers this task type"
+    )
+    # ...one that takes it (connected, token enabled) clears the reason.
+    await enabled_worker(api, admin, "taker.example")
+    assert (await _reasons(api, batch.id, admin))[0] == ("a", "QUEUED", None)
+
+
+async def test_a_fleet_job_says_when_no_fleet_worker_has_its_implementation(
+    api: Api, db: Database, admin: str
+) -> None:
+    from db.uow import UnitOfWork
+    from domain.workers import service as workers
+
+    await make_task_type(db, "echo", implementation="builtin.echo")
+    batch = await make_batch(db, one_node("echo", 1))
+    assert await _reasons(api, batch.id, admin) == [
+        ("n", "QUEUED", "no connected fleet worker has the implementation 'builtin.echo'")
+    ]
+    async with UnitOfWork(db.write_session) as uow:
+        await workers.register_fleet(
+            uow, host="fleet.example", concurrency=4, dynamic_metadata={"implementations": []}
+        )
+        await workers.register_fleet(
+            uow,
+            host="fleet.example",
+            concurrency=4,
+            dynamic_metadata={"implementations": ["builtin.echo"]},
+        )
+        await uow.commit()
+    assert await _reasons(api, batch.id, admin) == [("n", "QUEUED", None)]
