@@ -24,7 +24,7 @@ def walkthrough() -> list[tuple[str, str]]:
     blocks = re.findall(r"```graphql\n(.*?)```", README.read_text(), flags=re.S)
     named = []
     for block in blocks:
-        match = re.match(r"\s*(?:query|mutation)\s+(\w+)", block)
+        match = re.match(r"\s*(?:query|mutation|subscription)\s+(\w+)", block)
         assert match, f"every README operation is named: {block[:60]}"
         named.append((match.group(1), block))
     return named
