@@ -175,13 +175,13 @@ async def _create(units: Callable[[], UnitOfWork], actor: Actor, spec: batches.B
 
 
 async def progress(units: Callable[[], UnitOfWork], *, batch_id: int) -> Progress:
-    async with units() as uow:
+    async with units() as uow:  # read inside: leaving without a commit expires the rows
         batch = await uow.batches.get(batch_id)
         [nodes] = await uow.batches.nodes([batch_id])
-    assert batch is not None
-    total = sum(
-        n.pending + n.blocked + n.queued + n.running + n.completed + n.failed + n.canceled
-        for n in nodes
-    )
-    finished = sum(n.completed + n.failed + n.canceled for n in nodes)
-    return Progress(batch.is_creation_done, total, finished)
+        assert batch is not None
+        total = sum(
+            n.pending + n.blocked + n.queued + n.running + n.completed + n.failed + n.canceled
+            for n in nodes
+        )
+        finished = sum(n.completed + n.failed + n.canceled for n in nodes)
+        return Progress(batch.is_creation_done, total, finished)
