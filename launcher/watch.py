@@ -20,7 +20,6 @@ from rich.progress import (
     ProgressColumn,
     Task,
     TextColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Column, Table
 from rich.text import Text
@@ -31,12 +30,34 @@ STATUSES = ("completed", "failed", "canceled", "running", "queued", "blocked")
 STYLES = {"completed": "green", "failed": "red", "canceled": "yellow", "running": "cyan"}
 
 
+def _rate(task: Task) -> float | None:
+    """Jobs finished per second since the watch began (steady even when jobs finish in
+    bursts, where rich's sampled speed has nothing to go on)."""
+    elapsed = task.elapsed
+    if not elapsed or not task.completed:
+        return None
+    return task.completed / elapsed
+
+
 class RateColumn(ProgressColumn):
-    """Jobs finished per second, over rich's recent samples."""
+    def render(self, task: Task) -> Text:
+        rate = _rate(task)
+        return Text("-- jobs/s" if rate is None else f"{rate:,.1f} jobs/s", style="magenta")
+
+
+class EtaColumn(ProgressColumn):
+    """ETA h:mm:ss at the rate so far; -:--:-- until there is one."""
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("-- jobs/s" if speed is None else f"{speed:,.1f} jobs/s", style="magenta")
+        rate = _rate(task)
+        if task.total is not None and task.completed >= task.total:
+            return Text("ETA 0:00:00", style="cyan")
+        if rate is None or task.total is None:
+            return Text("ETA -:--:--", style="cyan")
+        seconds = int((task.total - task.completed) / rate)
+        return Text(
+            f"ETA {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}", style="cyan"
+        )
 
 
 def counts_line(counters: dict[str, int]) -> Text:
@@ -58,8 +79,7 @@ def _progress(console: Console) -> Progress:
         BarColumn(bar_width=None),
         MofNCompleteColumn(table_column=cell),
         RateColumn(table_column=cell),
-        TextColumn("ETA", table_column=cell),
-        TimeRemainingColumn(table_column=cell),
+        EtaColumn(table_column=cell),
         console=console,
         expand=True,
         auto_refresh=False,
@@ -115,7 +135,13 @@ def run_watch(client: Client, batch_id: str, title: str, console: Console) -> di
     started = time.monotonic()
     last = asyncio.run(watch(client, batch_id, title, console))
     elapsed = time.monotonic() - started
-    summary = Text(f"{title}: {last['jobsTotal']:,} jobs in {elapsed:.1f} s — ")
-    summary.append_text(counts_line(last))
-    console.print(summary, soft_wrap=False, overflow="ellipsis", no_wrap=True)
+    done = last["completed"] + last["failed"] + last["canceled"]
+    console.print(
+        Text(
+            f"{title}: {last['jobsTotal']:,} jobs in {elapsed:.1f} s"
+            f" ({done / elapsed if elapsed else 0:,.1f} jobs/s)",
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+    )
     return last
