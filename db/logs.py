@@ -16,8 +16,14 @@ from typing import Literal
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(role)s:%(process)d %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 # Chatty at INFO about things an operator does not need: pgserver narrates initdb and
-# pg_ctl; uvicorn's own start-up lines repeat what the launcher prints.
-QUIET = {"pgserver": logging.WARNING, "uvicorn.error": logging.WARNING, "pika": logging.WARNING}
+# pg_ctl, alembic its migration context; uvicorn's start-up lines repeat what the
+# launcher prints once started.
+QUIET = {
+    "pgserver": logging.WARNING,
+    "uvicorn.error": logging.WARNING,
+    "pika": logging.WARNING,
+    "alembic": logging.WARNING,
+}
 
 
 class _Role(logging.Filter):

@@ -195,12 +195,20 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def worker(
     processes: Annotated[int, typer.Option(min=1, help="worker processes")] = 2,
     threads: Annotated[int, typer.Option(min=1, help="threads per process")] = 4,
+    no_migrate: Annotated[
+        bool, typer.Option("--no-migrate", help="only check the schema is migrated")
+    ] = False,
 ) -> int:
     """Fleet worker processes (Dramatiq) that run jobs of built-in implementations."""
     settings = _settings()
     console.setup_logging(settings, role="launcher")
     with infrastructure(settings) as infra:
-        require_migrated(infra.database_url)
+        # Like serve (and safely alongside it: migrations take an advisory lock), so a
+        # worker started with a fresh server never runs against a half-made schema.
+        if no_migrate:
+            require_migrated(infra.database_url)
+        else:
+            migrate(infra.database_url)
         process = spawn_worker(infra, processes=processes, threads=threads)
         stopping = False
 

@@ -78,12 +78,12 @@ def infrastructure(
                 )
             database_url, pg = start_embedded_postgres(settings.home / "pg")
             stack.callback(pg.cleanup)
-            log.debug("embedded PostgreSQL in %s", settings.home / "pg")
+            log.info("embedded PostgreSQL in %s", settings.home / "pg")
         broker_url = settings.broker_url
         if broker and not broker_url:
             broker_url, redis_server = start_embedded_redis(settings.home)
             stack.callback(redis_server.release)
-            log.debug("embedded Redis in %s", settings.home / "redis")
+            log.info("embedded Redis in %s", settings.home / "redis")
         yield Infra(database_url=database_url, broker_url=broker_url)
 
 
