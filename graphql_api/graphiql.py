@@ -21,12 +21,12 @@ ASSETS_PATH = "/graphiql-assets"
 TEMPLATE = Path(__file__).parent / "templates" / "graphiql.html"
 
 WELCOME = """# Welcome to batchgraph. Press ▶ to run this query.
-#
-# No token is needed to read public workspaces, the schema (Docs) or this tab.
-# For everything else, put your token in the Headers tab below (no reload needed):
+# Public workspaces, the schema (Docs) and this tab
+# need no token. For the rest, put your token in the
+# Headers tab below (no reload needed):
 #   {"Authorization": "Bearer bg_..."}
-# `make run` printed an admin token on its first start. The other tabs are the
-# README walkthrough's operations.
+# `make run` printed an admin token on first start.
+# The other tabs are the README walkthrough's steps.
 """
 
 

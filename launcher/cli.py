@@ -295,7 +295,9 @@ def demo() -> int:
                 f"The {demo_service.WORKSPACE!r} workspace exists already; nothing was added."
             )
             return 0
-        process = spawn_worker(infra, processes=1, threads=4)
+        # Its own worker, so the demo completes with or without `make run`; quiet, so its
+        # progress bars are what the console shows.
+        process = spawn_worker(infra, processes=1, threads=4, log_level="WARNING")
         try:
             _wait_for(infra, first, demo_service.FIRST_TITLE)
             second = asyncio.run(

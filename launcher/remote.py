@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -90,7 +91,7 @@ def _status(node: dict[str, Any]) -> str:
         status = "[yellow]canceled[/]"
     else:
         status = "[green]completed[/]"
-    return status + (" (superseded)" if node["isSuperseded"] else "")
+    return status + ("*" if node["isSuperseded"] else "")
 
 
 def batches(
@@ -102,26 +103,36 @@ def batches(
     """List batches with their status, newest first."""
     found = _client(url, token).call(gql.BATCHES, {"workspace": workspace, "first": first})
     listing = found["batches"]
-    table = Table(title=f"batches ({listing['totalCount']})", title_justify="left")
-    table.add_column("id", no_wrap=True)
-    table.add_column("title", overflow="ellipsis", max_width=30)
-    table.add_column("workspace", overflow="ellipsis", max_width=16)
-    table.add_column("status")
-    table.add_column("done", justify="right", no_wrap=True)
-    table.add_column("failed", justify="right")
-    table.add_column("created", no_wrap=True)
+    table = Table(
+        title=f"batches ({listing['totalCount']}), newest first",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        caption="* superseded by a re-processing",
+        caption_justify="left",
+    )
+    # Ids are what the other commands take: they are never cut; the title gives way.
+    table.add_column("id", no_wrap=True, min_width=12)
+    table.add_column(
+        "workspace/title",
+        no_wrap=True,
+        overflow="ellipsis",
+        max_width=_room(12 + 10 + 5 + 6 + 7, 6),
+    )
+    table.add_column("status", no_wrap=True, min_width=10)
+    table.add_column("jobs", justify="right", no_wrap=True, min_width=5)
+    table.add_column("failed", justify="right", no_wrap=True, min_width=6)
+    table.add_column("created", no_wrap=True, min_width=7)
     for edge in listing["edges"]:
         node = edge["node"]
         c = node["counters"]
         done = c["completed"] + c["failed"] + c["canceled"]
         table.add_row(
             node["id"],
-            escape(node["title"]),
-            escape(node["workspace"]["name"]),
+            escape(f"{node['workspace']['name']}/{node['title']}"),
             _status(node),
             f"{done}/{c['jobsTotal']}",
             str(c["failed"]),
-            datetime.fromisoformat(node["createdAt"]).strftime("%Y-%m-%d %H:%M"),
+            _when(node["createdAt"]),
         )
     console.out.print(table)
     return 0
@@ -178,14 +189,19 @@ def workers(
         gql.WORKERS, {"connected": None if all_ else True, "first": 100}
     )
     listing = found["workers"]
-    table = Table(title=f"workers ({listing['totalCount']})", title_justify="left")
-    table.add_column("name", no_wrap=True)
-    table.add_column("kind")
-    table.add_column("host", overflow="ellipsis", max_width=24)
-    table.add_column("connected")
-    table.add_column("token")
-    table.add_column("running", justify="right")
-    table.add_column("last seen", no_wrap=True)
+    table = Table(
+        title=f"workers ({listing['totalCount']})", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    # Names are what an admin acts on: never cut; the host gives way.
+    table.add_column("name", no_wrap=True, min_width=16)
+    table.add_column("kind", no_wrap=True, min_width=8)
+    table.add_column(
+        "host", no_wrap=True, overflow="ellipsis", max_width=_room(16 + 8 + 6 + 8 + 5 + 5, 7)
+    )
+    table.add_column("online", no_wrap=True, min_width=6)
+    table.add_column("token", no_wrap=True, min_width=8)
+    table.add_column("jobs", justify="right", no_wrap=True, min_width=5)
+    table.add_column("seen", no_wrap=True, min_width=5)
     for edge in listing["edges"]:
         w = edge["node"]
         token_state = {True: "enabled", False: "[red]disabled[/]", None: "-"}[w["isTokenEnabled"]]
@@ -197,10 +213,23 @@ def workers(
             "[green]yes[/]" if w["isConnected"] else "no",
             token_state,
             f"{w['jobs']['totalCount']}/{w['concurrency']}",
-            datetime.fromisoformat(seen).strftime("%Y-%m-%d %H:%M:%S") if seen else "-",
+            _when(seen) if seen else "-",
         )
     console.out.print(table)
     return 0
+
+
+def _room(fixed: int, columns: int) -> int:
+    """What the terminal leaves for the one column that gives way (each column costs 2
+    cells of padding, and the table one more)."""
+    return max(8, console.out.width - fixed - 2 * columns - 8)
+
+
+def _when(iso: str) -> str:
+    """Local time, to the minute; the date only when it is not today."""
+    moment = datetime.fromisoformat(iso).astimezone()
+    today = datetime.now().astimezone().date()
+    return moment.strftime("%H:%M" if moment.date() == today else "%Y-%m-%d %H:%M")
 
 
 def register(app: typer.Typer) -> None:

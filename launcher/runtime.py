@@ -123,7 +123,9 @@ def require_migrated(database_url: str) -> None:
         )
 
 
-def spawn_worker(infra: Infra, *, processes: int, threads: int) -> subprocess.Popen[bytes]:
+def spawn_worker(
+    infra: Infra, *, processes: int, threads: int, log_level: str | None = None
+) -> subprocess.Popen[bytes]:
     """Start a Dramatiq worker (master + processes) in its own session.
 
     Its own session, so a terminal's Ctrl-C reaches only us; we then stop the
@@ -142,6 +144,8 @@ def spawn_worker(infra: Infra, *, processes: int, threads: int) -> subprocess.Po
         str(threads),
     ]
     env = {**os.environ, **infra.environment()}
+    if log_level is not None:
+        env["BATCHGRAPH_LOG_LEVEL"] = log_level
     return subprocess.Popen(cmd, env=env, start_new_session=True, cwd=REPO_ROOT)
 
 

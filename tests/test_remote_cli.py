@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from rich.cells import cell_len
 
 from db.enums import TokenRole
 from db.session import Database
@@ -34,7 +35,7 @@ async def cli_env(live_server: str, db: Database, monkeypatch: pytest.MonkeyPatc
     _, token = await make_token(db, role=TokenRole.ADMIN, owner="cli")
     monkeypatch.setenv("BATCHGRAPH_URL", f"{live_server}/graphql")
     monkeypatch.setenv("BATCHGRAPH_TOKEN", token)
-    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("COLUMNS", "80")
     return token
 
 
@@ -53,6 +54,8 @@ async def test_batches_cancel_and_retry(
     )
     assert await run("batches") == 0
     out = capsys.readouterr().out
+    assert max(cell_len(line) for line in out.splitlines()) <= 80
+    assert gid("Batch", batch.id) in out  # ids are never cut: the other commands take them
     assert "nightly scan" in out
     assert "running" in out
     assert "0/2" in out
@@ -98,6 +101,7 @@ async def test_workers_lists_registered_workers(
     assert registered["registerWorker"]["__typename"] == "WorkerRegistered"
     assert await run("workers", "--all") == 0
     out = capsys.readouterr().out
+    assert max(cell_len(line) for line in out.splitlines()) <= 80
     assert "cli-example" in out
     assert "disabled" in out  # its token, until an admin enables it
 
