@@ -13,7 +13,7 @@ from sqlalchemy.pool import NullPool
 import db.models  # noqa: F401  (fills Base.metadata)
 from alembic import context
 from db.base import Base
-from db.config import InfraConfig, asyncpg_url
+from db.config import asyncpg_url, load_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -24,7 +24,7 @@ target_metadata = Base.metadata
 
 def _url() -> str:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.attributes.get("url")
-    url = url or InfraConfig.from_env().database_url
+    url = url or load_settings().database_url
     if not url:
         raise RuntimeError("Set DATABASE_URL (or pass -x url=…) to run migrations")
     return asyncpg_url(url)

@@ -27,9 +27,9 @@ import httpx
 from harness import free_port
 from sqlalchemy import event, text
 
-from db.config import InfraConfig
+from db.config import load_settings
 from db.session import connect
-from graphql_api.runtime import infrastructure, migrate
+from launcher.runtime import infrastructure, migrate
 
 QUERY = """query($b: Int, $j: Int) { batches(first: $b) { edges { node { title
   jobs(first: $j) { edges { node { status taskType { name }
@@ -144,8 +144,7 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=10_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bg-bench-batch-") as home:
-        config = InfraConfig.from_env()
-        config = InfraConfig(config.database_url, config.broker_url, Path(home))
+        config = load_settings().model_copy(update={"home": Path(home)})
         with infrastructure(config) as infra:
             migrate(infra.database_url)
             port = free_port()
@@ -158,7 +157,7 @@ def main() -> int:
             log = Path(home) / "serve.log"
             with log.open("wb") as out:
                 server = subprocess.Popen(
-                    [sys.executable, "-m", "graphql_api.cli", "serve", "--no-migrate"],
+                    [sys.executable, "-m", "launcher", "serve", "--no-migrate"],
                     env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,

@@ -25,7 +25,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 
 from jobs.broker import REDIS_WORKER_TIMEOUT_MS
-from jobs.embedded import start_embedded_redis
+from launcher.embedded_redis import start_embedded_redis
 
 IDLE_SECONDS = 0.3
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"

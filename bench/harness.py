@@ -34,7 +34,7 @@ def serve(env: dict[str, str], log: Path, *args: str) -> Iterator[tuple[str, str
     URL and the first-start admin token (None if the database had an admin already)."""
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "graphql_api.cli", "serve", *args],
+            [sys.executable, "-m", "launcher", "serve", *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

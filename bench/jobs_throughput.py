@@ -26,8 +26,8 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from harness import free_port, stop
 
-from db.config import InfraConfig
-from graphql_api.runtime import infrastructure, migrate
+from db.config import load_settings
+from launcher.runtime import infrastructure, migrate
 
 REPO = Path(__file__).resolve().parents[1]
 LIMIT = 600.0
@@ -90,7 +90,7 @@ def batchgraph(env: dict[str, str], n: int, processes: int, home: Path, run: int
     serve_env = {**env, "BATCHGRAPH_PORT": str(port)}
     log = home / f"serve-{run}.log"
     server = start(
-        [sys.executable, "-m", "graphql_api.cli", "serve", "--no-worker", "--no-migrate"],
+        [sys.executable, "-m", "launcher", "serve", "--no-worker", "--no-migrate"],
         serve_env,
         log,
     )
@@ -98,7 +98,7 @@ def batchgraph(env: dict[str, str], n: int, processes: int, home: Path, run: int
         [
             sys.executable,
             "-m",
-            "graphql_api.cli",
+            "launcher",
             "worker",
             "--processes",
             str(processes),
@@ -167,9 +167,9 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bg-bench-jobs-") as tmp:
         home = Path(tmp)
-        config = InfraConfig.from_env()
-        with infrastructure(InfraConfig(config.database_url, config.broker_url, home)) as infra:
-            if not infra.broker_url.startswith(("redis", "unix")):
+        config = load_settings().model_copy(update={"home": home})
+        with infrastructure(config) as infra:
+            if not (infra.broker_url or "").startswith(("redis", "unix")):
                 print("the baseline needs a Redis broker (unset BROKER_URL for the embedded one)")
                 return 2
             migrate(infra.database_url)

@@ -1,29 +1,177 @@
-"""Where the shared infrastructure lives: read from the environment by every process.
+"""Every setting batchgraph reads from the environment, in one typed object.
 
-It sits in the lowest layer so that the API, the workers and alembic read the same
-values the same way.
+It sits in the lowest layer so that the API, the workers, the launcher and alembic
+read the same values the same way. The README's "Configuration" table lists every
+variable; a test keeps the two in step.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Annotated, Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PREFIX = "BATCHGRAPH_"
 
 
-@dataclass(frozen=True, slots=True)
-class InfraConfig:
-    database_url: str | None
-    broker_url: str | None
-    home: Path
+def project_root() -> Path | None:
+    """The source checkout this code runs from (``make run``'s folder), if it is one."""
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file() and (root / "alembic.ini").is_file():
+        return root
+    return None
 
+
+def default_home() -> Path:
+    """Where the embedded servers keep their data when BATCHGRAPH_HOME is unset.
+
+    The same folder whatever the current directory: ``.batchgraph`` in the project
+    folder for a source checkout, else the user's data folder. So a command run from
+    anywhere finds the database the server uses.
+    """
+    root = project_root()
+    if root is not None:
+        return root / ".batchgraph"
+    return Path(platformdirs.user_data_dir("batchgraph"))
+
+
+class Settings(BaseSettings):
+    """Read once per process (``settings()``); tests build their own instances."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        env_ignore_empty=True,  # VAR= means "the default", as before
+        extra="ignore",
+        frozen=True,
+        validate_by_name=True,
+    )
+
+    # Infrastructure
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description="PostgreSQL; unset: an embedded PostgreSQL in BATCHGRAPH_HOME",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        validation_alias="BROKER_URL",
+        description="amqp:// (RabbitMQ) or redis://; unset: an embedded Redis in BATCHGRAPH_HOME",
+    )
+    broker_namespace: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="prefix of the broker's Redis keys and RabbitMQ queue; unset: Dramatiq's"
+        " (`dramatiq:` keys, queue `default`)",
+    )
+    home: Path = Field(
+        default_factory=default_home,
+        description="data folder of the embedded servers, and the running server's address",
+    )
+
+    # The API server
+    host: str = Field(default="127.0.0.1", description="where `serve` listens")
+    port: int = Field(default=8000, ge=0, le=65535, description="where `serve` listens")
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma-separated origins allowed by CORS and for websockets"
+    )
+    introspection: bool = Field(default=True, description="false refuses introspection")
+    max_depth: int = Field(default=12, ge=1, description="query depth")
+    max_aliases: int = Field(default=30, ge=1, description="aliases per document")
+    max_tokens: int = Field(default=5_000, ge=1, description="lexical tokens per document")
+    max_batch_operations: int = Field(
+        default=10, ge=1, description="operations in one batched (JSON array) request"
+    )
+    # Room for a batch of 100,000 input items of ~150 bytes each.
+    max_body_bytes: int = Field(default=16 * 1_048_576, ge=1024, description="request body")
+    docs_url: str = Field(
+        default="https://example.invalid/batchgraph/docs", description="shown by apiMetadata"
+    )
+    maintainer: str = Field(default="batchgraph maintainers", description="shown by apiMetadata")
+    source_url: str = Field(
+        default="https://example.invalid/batchgraph", description="shown by apiMetadata"
+    )
+
+    # Console
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="API and worker log level"
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object per line, for log collectors"
+    )
+    access_log: bool = Field(default=False, description="true: one line per HTTP request")
+
+    periodic: bool = Field(
+        default=True,
+        description="API processes run the periodic tasks too (maintenance, counter folding;"
+        " one process at a time runs each): false leaves them to fleet workers",
+    )
+
+    # Workers
+    requeue_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="a queued job (or a batch creation) whose message got lost is sent again"
+        " after this",
+    )
+
+    # The command line's client
+    url: str | None = Field(
+        default=None,
+        description="the API the CLI talks to; unset: the server running from BATCHGRAPH_HOME,"
+        " else http://127.0.0.1:8000/graphql",
+    )
+    token: SecretStr | None = Field(default=None, description="the CLI's token")
+
+    @field_validator("cors_origins", mode="before")
     @classmethod
-    def from_env(cls) -> InfraConfig:
-        return cls(
-            database_url=os.environ.get("DATABASE_URL") or None,
-            broker_url=os.environ.get("BROKER_URL") or None,
-            home=Path(os.environ.get("BATCHGRAPH_HOME") or ".batchgraph").resolve(),
-        )
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    return alias if isinstance(alias, str) else PREFIX + field.upper()
+
+
+class SettingsError(ValueError):
+    """A variable holds a value batchgraph cannot use; the message names it."""
+
+
+def load_settings() -> Settings:
+    """The environment's settings, or SettingsError naming each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            name = env_name(field) if field in Settings.model_fields else field
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError("; ".join(problems)) from None
+
+
+@cache
+def settings() -> Settings:
+    """This process's settings, read once."""
+    return load_settings()
 
 
 def asyncpg_url(url: str) -> str:

@@ -37,3 +37,13 @@ class RerunMode(StrEnum):
 class WorkerKind(StrEnum):
     FLEET = "FLEET"  # a Dramatiq worker process of this deployment
     EXTERNAL = "EXTERNAL"  # a pull worker speaking GraphQL with a worker token
+
+
+class FailureCategory(StrEnum):
+    """Why a job failed (stored in ``job.error_category``); decides whether it is retried."""
+
+    DOMAIN = "DOMAIN"  # the work itself cannot succeed (bad input, a refused result)
+    INFRASTRUCTURE = "INFRASTRUCTURE"  # something around it failed; retried
+    TIMEOUT = "TIMEOUT"  # ran past the task type's time limit; retried
+    WORKER_LOST = "WORKER_LOST"  # its worker stopped answering; retried
+    CONFIGURATION = "CONFIGURATION"  # the deployment cannot run it (no such implementation)

@@ -32,6 +32,9 @@ def connect(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Databas
         # No pre-ping: it costs a round trip per checkout. After a database restart
         # the first failing statement invalidates the whole pool instead.
         pool_recycle=1800,
+        # Errors and logs never show bound values: they hold token hashes, results and
+        # parameters that are not the log reader's to see.
+        hide_parameters=True,
     )
     # Reads run in autocommit: a read session is one or two statements, and a
     # transaction around them would cost a BEGIN and a ROLLBACK round trip each.

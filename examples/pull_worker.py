@@ -2,12 +2,17 @@
 """A tiny external (pull) worker for batchgraph, standard library only.
 
     # 1. register once: prints the worker's token (disabled until an admin enables it)
-    python examples/pull_worker.py --url http://127.0.0.1:8000/graphql register --host $(hostname)
-    # 2. an admin enables it: setTokenEnabled(id: …, enabled: true) in GraphiQL
+    #    and the mutation an admin runs to enable it
+    python examples/pull_worker.py register --host $(hostname)
+    # 2. an admin enables it: setTokenEnabled(id: <tokenId>, enabled: true)
     # 3. work: claim jobs of the given task types, run them, report back
-    BATCHGRAPH_TOKEN=bg_… python examples/pull_worker.py --url … work --task-type word-count
+    BATCHGRAPH_TOKEN=bg_… python examples/pull_worker.py work --task-type word-count
 
 The "work" here counts the words of parameters.text; replace `run` with yours.
+It prints what it claims and completes. When the server refuses something (its token
+is disabled, a result does not match the task type's result schema, …) it says so
+and exits with status 1; a refused result fails its job (RESULT_INVALID) first, so
+the job is not left running.
 """
 
 from __future__ import annotations
@@ -17,8 +22,29 @@ import json
 import os
 import sys
 import time
+import urllib.error
 import urllib.request
 from typing import Any
+
+DEFAULT_URL = os.environ.get("BATCHGRAPH_URL") or "http://127.0.0.1:8000/graphql"
+
+REGISTER = """mutation($host: String!) { registerWorker(input: {host: $host}) { __typename
+  ... on WorkerRegistered { token tokenId worker { name } }
+  ... on ValidationFailed { message violations { path message } } } }"""
+HEARTBEAT = "mutation { workerHeartbeat { __typename } }"
+CLAIM = """mutation($types: [String!], $running: [ID!]) {
+  claimJob(taskTypes: $types, running: $running) { __typename
+    ... on JobClaim { job { id node parameters } } } }"""
+COMPLETE = """mutation($job: ID!, $result: JSON!) { completeJob(job: $job, result: $result) {
+  __typename ... on Error { code message }
+  ... on SchemaMismatch { violations { path message } } } }"""
+FAIL = """mutation($job: ID!, $code: String!, $message: String!) {
+  failJob(job: $job, code: $code, message: $message, category: DOMAIN) {
+    __typename ... on Error { code message } } }"""
+
+
+class Refused(Exception):
+    """The server said no; the message says what and why."""
 
 
 def graphql(url: str, token: str | None, query: str, **variables: Any) -> dict[str, Any]:
@@ -30,10 +56,16 @@ def graphql(url: str, token: str | None, query: str, **variables: Any) -> dict[s
             **({"authorization": f"Bearer {token}"} if token else {}),
         },
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:  # 4xx answers carry GraphQL errors
+        body = json.loads(exc.read() or b"{}")
+    except urllib.error.URLError as exc:
+        raise Refused(f"cannot reach {url}: {exc.reason}") from None
     if body.get("errors"):
-        raise RuntimeError(body["errors"][0]["message"])
+        error = body["errors"][0]
+        raise Refused(f"{(error.get('extensions') or {}).get('code')}: {error['message']}")
     return body["data"]  # type: ignore[no-any-return]
 
 
@@ -42,19 +74,19 @@ def run(parameters: dict[str, Any]) -> dict[str, Any]:
     return {"words": len(str(parameters.get("text", "")).split())}
 
 
+def show(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
 def register(args: argparse.Namespace) -> int:
-    found = graphql(
-        args.url,
-        None,
-        """mutation($host: String!) {
-        registerWorker(input: {host: $host}) { __typename
-          ... on WorkerRegistered { token worker { name } } } }""",
-        host=args.host,
-    )
-    registered = found["registerWorker"]
+    found = graphql(args.url, None, REGISTER, host=args.host)["registerWorker"]
+    if found["__typename"] != "WorkerRegistered":
+        raise Refused(f"{found['message']}: {show(found['violations'])}")
+    print(f"registered as worker {found['worker']['name']}")
+    print(f"token (shown once; disabled until an admin enables it): {found['token']}")
     print(
-        f"registered as {registered['worker']['name']}; token (shown once, disabled until"
-        f" an admin enables it):\n{registered['token']}"
+        "an admin enables it with:  mutation { setTokenEnabled("
+        f'id: "{found["tokenId"]}", enabled: true) {{ __typename }} }}'
     )
     return 0
 
@@ -64,45 +96,46 @@ def work(args: argparse.Namespace) -> int:
     if not token:
         print("set BATCHGRAPH_TOKEN to the worker's (enabled) token", file=sys.stderr)
         return 2
-    done = 0
+    completed = failed = 0
     last_beat = 0.0
-    while args.max_jobs is None or done < args.max_jobs:
+    while args.max_jobs is None or completed + failed < args.max_jobs:
         if time.monotonic() - last_beat > 5:
-            graphql(args.url, token, "mutation { workerHeartbeat { __typename } }")
+            graphql(args.url, token, HEARTBEAT)
             last_beat = time.monotonic()
-        claimed = graphql(
-            args.url,
-            token,
-            """mutation($types: [String!]) {
-            claimJob(taskTypes: $types) { ... on JobClaim { job { id parameters } } } }""",
-            types=args.task_type,
-        )["claimJob"]["job"]
-        if claimed is None:
+        # One job at a time: nothing is running when this worker asks for the next.
+        claimed = graphql(args.url, token, CLAIM, types=args.task_type, running=[])
+        job = claimed["claimJob"]["job"]
+        if job is None:
             if args.until_idle:
-                return 0
+                break
             time.sleep(args.poll)
             continue
+        print(f"claimed job {job['id']} ({job['node']}): {show(job['parameters'])}", flush=True)
         try:
-            result = run(claimed["parameters"])
+            result = run(job["parameters"])
         except Exception as exc:  # report it: the job fails with a code
-            graphql(
-                args.url,
-                token,
-                """mutation($job: ID!, $message: String!) {
-                failJob(job: $job, code: "EXAMPLE_FAILED", message: $message) { __typename } }""",
-                job=claimed["id"],
-                message=repr(exc),
-            )
-        else:
-            graphql(
-                args.url,
-                token,
-                """mutation($job: ID!, $result: JSON!) {
-                completeJob(job: $job, result: $result) { __typename } }""",
-                job=claimed["id"],
-                result=result,
-            )
-        done += 1
+            answer = graphql(
+                args.url, token, FAIL, job=job["id"], code="EXAMPLE_FAILED", message=repr(exc)
+            )["failJob"]
+            if answer["__typename"] != "JobFinished":
+                raise Refused(
+                    f"failJob {job['id']}: {answer['code']}: {answer['message']}"
+                ) from exc
+            print(f"failed job {job['id']}: {exc!r}", flush=True)
+            failed += 1
+            continue
+        answer = graphql(args.url, token, COMPLETE, job=job["id"], result=result)["completeJob"]
+        if answer["__typename"] == "JobFinished":
+            print(f"completed job {job['id']}: {show(result)}", flush=True)
+            completed += 1
+            continue
+        # Refused: say so, and do not leave the job running on this worker.
+        reason = f"{answer['code']}: {answer['message']}"
+        if answer["__typename"] == "SchemaMismatch":
+            reason += " " + show(answer["violations"])
+            graphql(args.url, token, FAIL, job=job["id"], code="RESULT_INVALID", message=reason)
+        raise Refused(f"completeJob {job['id']} was refused: {reason}")
+    print(f"nothing left to claim: {completed} jobs completed, {failed} failed", flush=True)
     return 0
 
 
@@ -110,7 +143,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--url", default="http://127.0.0.1:8000/graphql")
+    parser.add_argument("--url", default=DEFAULT_URL, help=f"default: {DEFAULT_URL}")
     sub = parser.add_subparsers(required=True)
     reg = sub.add_parser("register")
     reg.add_argument("--host", required=True)
@@ -122,7 +155,11 @@ def main() -> int:
     w.add_argument("--until-idle", action="store_true", help="exit when nothing is queued")
     w.set_defaults(handler=work)
     args = parser.parse_args()
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except Refused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import strawberry
 
-from db.enums import CachePolicy, JobStatus, RerunMode, TokenRole, WorkerKind
+from db.enums import CachePolicy, FailureCategory, JobStatus, RerunMode, TokenRole, WorkerKind
 from db.repositories.batch import BatchOrder
 from domain.batches.rules import DiffStatus
 
@@ -34,3 +34,10 @@ strawberry.enum(
 strawberry.enum(BatchOrder, name="BatchOrderField")
 strawberry.enum(WorkerKind, name="WorkerKind")
 strawberry.enum(DiffStatus, name="NodeDiffStatus")
+strawberry.enum(
+    FailureCategory,
+    name="FailureCategory",
+    description="Why a job failed. INFRASTRUCTURE, TIMEOUT and WORKER_LOST are retried while"
+    " attempts are left; DOMAIN (the work cannot succeed) and CONFIGURATION (this deployment"
+    " cannot run it) fail at once.",
+)

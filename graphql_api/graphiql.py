@@ -1,8 +1,16 @@
-"""GraphiQL, served with its assets from the app itself (it must work offline)."""
+"""GraphiQL, served with its assets from the app itself (it must work offline).
+
+The page opens with no headers at all: the schema loads for everyone (introspection
+is allowed to anonymous callers unless BATCHGRAPH_INTROSPECTION=false), public
+workspaces read without a token, and a token typed into the Headers tab later takes
+effect without a reload. The example tabs are the README walkthrough's operations
+that need no variables, exactly as the README writes them (a test compares them).
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -12,64 +20,192 @@ ASSETS_DIR = Path(__file__).parent / "static" / "graphiql"
 ASSETS_PATH = "/graphiql-assets"
 TEMPLATE = Path(__file__).parent / "templates" / "graphiql.html"
 
-EXAMPLES: list[dict[str, str]] = [
-    {
-        "query": """# Welcome to batchgraph.
-# Reads of public workspaces need no token. For everything else, put your token
-# in the Headers tab below:  {"Authorization": "Bearer bg_..."}
-query WhoAmI {
+WELCOME = """# Welcome to batchgraph. Press ▶ to run this query.
+# Public workspaces, the schema (Docs) and this tab
+# need no token. For the rest, put your token in the
+# Headers tab below (no reload needed):
+#   {"Authorization": "Bearer bg_..."}
+# `make run` printed an admin token on first start.
+# The other tabs are the README walkthrough's steps.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    name: str
+    query: str
+
+
+EXAMPLES: list[Example] = [
+    Example(
+        "WhoAmI",
+        """query WhoAmI {
   viewer { authenticated owner role }
-  apiMetadata { version documentationUrl limits { maxPageSize maxDepth } }
-  workspaces(first: 10) { totalCount edges { node { id name public } } }
+  apiMetadata { version documentationUrl maintainer sourceUrl
+    limits { maxDepth maxAliases maxPageSize maxBatchOperations } }
+  workspaces(first: 10) { totalCount edges { node { name public } } }
 }
 """,
-        "headers": '{"Authorization": "Bearer PASTE_YOUR_TOKEN"}',
-    },
-    {
-        "query": """mutation CreateTaskType {
+    ),
+    Example(
+        "CreateWorkspace",
+        """mutation CreateWorkspace {
+  createWorkspace(input: { name: "imaging", public: true }) {
+    __typename
+    ... on WorkspaceCreated { workspace { id name public } }
+    ... on Error { code message }
+  }
+}
+""",
+    ),
+    Example(
+        "CreateTaskType",
+        """mutation CreateTaskType {
   createTaskType(input: {
+    workspace: "imaging"
     name: "resize-image"
-    description: "Resize one image"
+    description: "Resize one image (a stand-in: builtin.simulate)"
+    implementation: "builtin.simulate"
     parametersSchema: {
       type: "object"
       required: ["url", "width"]
-      properties: { url: { type: "string" }, width: { type: "integer", minimum: 1 } }
+      properties: { url: { type: "string", format: "uri" }, width: { type: "integer", minimum: 1 } }
+    }
+    resultSchema: { type: "object", required: ["url"] }
+    maxAttempts: 3
+    timeoutSeconds: 600
+  }) {
+    __typename
+    ... on TaskTypeCreated { taskType { id name available latestRevision
+      currentRevision { implementation } } }
+    ... on ValidationFailed { code message violations { path message } }
+    ... on Error { code message }
+  }
+}
+""",
+    ),
+    Example(
+        "TaskTypes",
+        """query TaskTypes {
+  taskTypes(workspace: "imaging", filter: { available: true }, first: 10) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node { id name available hasTimedOut latestRevision
+      workspace { name }
+      revisions(first: 5) { edges { node { revision createdBy parametersSchema } } } } }
+  }
+  taskType(workspace: "imaging", name: "resize-image") { id currentRevision { revision } }
+}
+""",
+    ),
+    Example(
+        "CreateToken",
+        """mutation CreateToken {
+  createToken(input: { owner: "nightly-script", role: WRITER }) {
+    __typename
+    ... on TokenCreated { secret token { id owner role prefix enabled } }
+  }
+}
+""",
+    ),
+    Example(
+        "ValidateBatch",
+        """query ValidateBatch {
+  validateBatch(input: {
+    workspace: "imaging"
+    title: "Resize March"
+    definition: {
+      recipe: { nodes: [{ name: "resize", taskType: "resize-image" }] }
+      inputs: [{ url: "https://img.example/1.png" }, { width: 3 }]
+    }
+  }) {
+    ... on BatchValidation { isValid estimatedRecipes
+      errors { name description path node inputIndex }
+      warnings { name description } }
+  }
+}
+""",
+    ),
+    Example(
+        "CreateBatch",
+        """mutation CreateBatch {
+  createBatch(input: {
+    workspace: "imaging"
+    title: "Resize March"
+    definition: {
+      recipe: { nodes: [{ name: "resize", taskType: "resize-image" }] }
+      inputs: [
+        { url: "https://img.example/1.png", seconds: 8 }
+        { url: "https://img.example/2.png", seconds: 8 }
+        { url: "https://img.example/3.png", seconds: 8 }
+        { url: "https://img.example/4.png", seconds: 8 }
+      ]
+    }
+    priority: 10
+    maxParallelJobs: 2
+  }) {
+    __typename
+    ... on BatchCreated { batch { id title isCreationDone } validation { plannedJobs } }
+    ... on InvalidBatch { validation { errors { name description path } } }
+  }
+}
+""",
+    ),
+    Example(
+        "CreateWordCount",
+        """mutation CreateWordCount {
+  createTaskType(input: {
+    workspace: "imaging"
+    name: "word-count"
+    description: "Count the words of a caption (examples/pull_worker.py)"
+    implementation: "external"
+    parametersSchema: { type: "object", required: ["text"],
+      properties: { text: { type: "string" } } }
+    resultSchema: { type: "object", required: ["words"],
+      properties: { words: { type: "integer" } } }
+  }) {
+    __typename
+    ... on TaskTypeCreated { taskType { id name currentRevision { implementation } } }
+    ... on Error { code message }
+  }
+}
+""",
+    ),
+    Example(
+        "CreateCaptionBatch",
+        """mutation CreateCaptionBatch {
+  createBatch(input: {
+    workspace: "imaging"
+    title: "Caption word counts"
+    definition: {
+      recipe: { nodes: [{ name: "count", taskType: "word-count" }] }
+      inputs: [{ text: "a cat on a mat" }, { text: "two dogs" }, { text: "sunset" }]
     }
   }) {
     __typename
-    ... on TaskTypeCreated { taskType { id name latestRevision available } }
-    ... on Error { code message }
-    ... on ValidationFailed { violations { path message } }
+    ... on BatchCreated { batch { id title } validation { plannedJobs } }
+    ... on InvalidBatch { validation { errors { name description path } } }
   }
 }
 """,
-        "headers": '{"Authorization": "Bearer PASTE_YOUR_TOKEN"}',
-    },
-    {
-        "query": """query TaskTypes {
-  taskTypes(workspace: "default", first: 20) {
-    totalCount
-    pageInfo { hasNextPage endCursor }
-    edges { node { id name available hasTimedOut latestRevision
-      currentRevision { revision parametersSchema implementation maxAttempts } } }
-  }
+    ),
+    Example(
+        "DemoChain",
+        """query DemoChain {
+  batches(filter: { workspace: "demo" }) { edges { node { title isSuperseded
+    counters { jobsTotal completed failed canceled pending blocked }
+    metrics { node completed failed runDuration { avg { iso } } } } } }
 }
 """,
-        "headers": '{"Authorization": "Bearer PASTE_YOUR_TOKEN"}',
-    },
-    {
-        "query": """# Replace the id with one from the TaskTypes tab.
-query CheckParameters {
-  validateParameters(taskType: "VGFza1R5cGU6MQ==", parameters: {url: "x", width: 0}) {
-    __typename
-    ... on ParameterValidation { isValid violations { path message } revision { revision } }
-    ... on NotFound { code message }
-  }
-}
-""",
-        "headers": '{"Authorization": "Bearer PASTE_YOUR_TOKEN"}',
-    },
+    ),
 ]
+
+
+def tabs() -> list[dict[str, str]]:
+    """GraphiQL's ``defaultTabs``: the welcome comment above the first one."""
+    return [
+        {"query": (WELCOME if i == 0 else "") + example.query} for i, example in enumerate(EXAMPLES)
+    ]
 
 
 @cache
@@ -82,5 +218,5 @@ def render_graphiql(request: Request) -> str:
     return (
         _template()
         .replace("{{ASSETS}}", root + ASSETS_PATH)
-        .replace("{{EXAMPLES}}", json.dumps(EXAMPLES).replace("</", "<\\/"))
+        .replace("{{EXAMPLES}}", json.dumps(tabs()).replace("</", "<\\/"))
     )

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from db.models import Batch, Job, JobEvent, Recipe, TaskType, TaskTypeRevision, Workspace
+from db.models import (
+    Batch,
+    Job,
+    JobEvent,
+    Recipe,
+    TaskType,
+    TaskTypeRevision,
+    Token,
+    Worker,
+    Workspace,
+)
 from db.repositories.batch import BatchRepository
 from db.repositories.counters import NodeCounts
 from db.repositories.job import JobFilter, JobRepository
 from db.repositories.pagination import Page
 from db.repositories.task_type import TaskTypeRepository
+from db.repositories.token import TokenRepository
+from db.repositories.worker import WorkerRepository
 from db.repositories.workspace import WorkspaceRepository
 from db.session import Database
+from domain.workers.rules import DEFAULT_TIMEOUT_SECONDS
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -104,6 +117,14 @@ class Loaders:
                 [k[0] for k in keys], flt=flt
             ),
         )
+        self.token: DataLoader[int, Token | None] = load(
+            lambda s, ids: TokenRepository(s).get_many(ids)
+        )
+        # One key (0): the workers connected now, with their tokens' state, read once
+        # per request however many jobs ask why they wait.
+        self.connected_workers: DataLoader[int, list[tuple[Worker, bool | None]]] = load(
+            lambda s, keys: _connected_workers(s, len(keys))
+        )
         self.events_page: DataLoader[tuple[int, int], Page[JobEvent]] = self._grouped(
             group=lambda key: key[1],
             fetch=lambda s, first, keys: JobRepository(s).first_events_per_job(
@@ -140,3 +161,11 @@ class Loaders:
             return [found[key] for key in keys]
 
         return DataLoader(load_fn=load)
+
+
+async def _connected_workers(
+    session: AsyncSession, n: int
+) -> list[list[tuple[Worker, bool | None]]]:
+    cutoff = datetime.now(UTC) - timedelta(seconds=DEFAULT_TIMEOUT_SECONDS)
+    found = await WorkerRepository(session).connected(cutoff)
+    return [found] * n

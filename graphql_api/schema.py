@@ -8,6 +8,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -15,7 +16,9 @@ from graphql_api.auth.mutations import AuthMutations
 from graphql_api.auth.queries import AuthQueries
 from graphql_api.batches.mutations import BatchMutations
 from graphql_api.batches.queries import BatchQueries
+from graphql_api.context import Info
 from graphql_api.extensions import request_policy
+from graphql_api.ids import split_id
 from graphql_api.jobs.mutations import JobMutations
 from graphql_api.jobs.queries import JobQueries
 from graphql_api.meta.queries import MetaQueries
@@ -39,7 +42,18 @@ class Query(
     JobQueries,
     WorkerQueries,
 ):
-    node: relay.Node | None = relay.node(description="Any object by its global id.")
+    @strawberry.field(
+        description="Any object by its global id; null when the id names nothing you may"
+        " read (a malformed id included)."
+    )
+    async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
+        found = split_id(id)
+        if found is None:
+            return None
+        try:
+            return await relay.GlobalID(*found).resolve_node(info, required=False)
+        except GlobalIDValueError:  # a type name that is no node type of this schema
+            return None
 
 
 @strawberry.type

@@ -1,35 +1,11 @@
-"""API settings from the environment (documented in the README)."""
+"""The API's typed views of the settings (``db.config.Settings``, read from the environment)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
-
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a whole number, not {raw!r}") from exc
-
-
-def _bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if raw.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"{name} must be true or false, not {raw!r}")
-
-
-def _list(name: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+from db.config import Settings, settings
 
 
 def package_version() -> str:
@@ -47,23 +23,23 @@ class Limits:
     max_aliases: int = 30
     max_tokens: int = 5_000
     max_batch_operations: int = 10
-    # Room for a batch of 100,000 input items of ~150 bytes each.
     max_body_bytes: int = 16 * 1_048_576
     default_page_size: int = 20
     max_page_size: int = 100
 
     @classmethod
-    def from_env(cls) -> Limits:
-        d = cls()
+    def of(cls, found: Settings) -> Limits:
         return cls(
-            max_depth=_int("BATCHGRAPH_MAX_DEPTH", d.max_depth),
-            max_aliases=_int("BATCHGRAPH_MAX_ALIASES", d.max_aliases),
-            max_tokens=_int("BATCHGRAPH_MAX_TOKENS", d.max_tokens),
-            max_batch_operations=_int("BATCHGRAPH_MAX_BATCH_OPERATIONS", d.max_batch_operations),
-            max_body_bytes=_int("BATCHGRAPH_MAX_BODY_BYTES", d.max_body_bytes),
-            default_page_size=d.default_page_size,
-            max_page_size=d.max_page_size,
+            max_depth=found.max_depth,
+            max_aliases=found.max_aliases,
+            max_tokens=found.max_tokens,
+            max_batch_operations=found.max_batch_operations,
+            max_body_bytes=found.max_body_bytes,
         )
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        return cls.of(settings())
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,19 +58,20 @@ class ApiSettings:
     requeue_after_seconds: float = 60.0
 
     @classmethod
-    def from_env(cls) -> ApiSettings:
-        d = cls()
+    def of(cls, found: Settings) -> ApiSettings:
         return cls(
-            host=os.environ.get("BATCHGRAPH_HOST") or d.host,
-            port=_int("BATCHGRAPH_PORT", d.port),
-            cors_origins=_list("BATCHGRAPH_CORS_ORIGINS"),
-            introspection=_bool("BATCHGRAPH_INTROSPECTION", d.introspection),
-            limits=Limits.from_env(),
-            documentation_url=os.environ.get("BATCHGRAPH_DOCS_URL") or d.documentation_url,
-            maintainer=os.environ.get("BATCHGRAPH_MAINTAINER") or d.maintainer,
-            source_url=os.environ.get("BATCHGRAPH_SOURCE_URL") or d.source_url,
-            periodic=_bool("BATCHGRAPH_PERIODIC", d.periodic),
-            requeue_after_seconds=float(
-                _int("BATCHGRAPH_REQUEUE_AFTER_SECONDS", int(d.requeue_after_seconds))
-            ),
+            host=found.host,
+            port=found.port,
+            cors_origins=found.cors_origins,
+            introspection=found.introspection,
+            limits=Limits.of(found),
+            documentation_url=found.docs_url,
+            maintainer=found.maintainer,
+            source_url=found.source_url,
+            periodic=found.periodic,
+            requeue_after_seconds=found.requeue_after_seconds,
         )
+
+    @classmethod
+    def from_env(cls) -> ApiSettings:
+        return cls.of(settings())

@@ -70,7 +70,7 @@ class BatchProgress:
 
 
 async def _authorize(
-    info: Info, batch: relay.GlobalID | None, job: relay.GlobalID | None
+    info: Info, batch: strawberry.ID | None, job: strawberry.ID | None
 ) -> tuple[int | None, int | None]:
     if (batch is None) == (job is None):
         raise top_level(NotFoundError("Pass exactly one of batch or job"))
@@ -124,8 +124,8 @@ class Subscription:
     async def job_status_changed(
         self,
         info: Info,
-        batch: relay.GlobalID | None = None,
-        job: relay.GlobalID | None = None,
+        batch: strawberry.ID | None = None,
+        job: strawberry.ID | None = None,
         after_event_id: int | None = None,
     ) -> AsyncGenerator[JobStatusEvent, None]:
         batch_id, job_id = await _authorize(info, batch, job)
@@ -178,7 +178,7 @@ class Subscription:
 
     @strawberry.subscription(description="A batch's counters as its jobs move (throttled).")
     async def batch_progress(
-        self, info: Info, batch: relay.GlobalID
+        self, info: Info, batch: strawberry.ID
     ) -> AsyncGenerator[BatchProgress, None]:
         batch_id, _ = await _authorize(info, batch, None)
         assert batch_id is not None

@@ -9,10 +9,20 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO
 
+from db.config import settings
+
 DEFAULT_QUEUE = "default"
+DRAMATIQ_NAMESPACE = "dramatiq"
 # An idle Redis consumer polls with back-off up to the worker timeout; at the
 # default 1,000 ms the median pick-up is ~260 ms, at 50 ms it is ~25–40 ms.
 REDIS_WORKER_TIMEOUT_MS = 50
+
+
+def queue_name() -> str:
+    """The one queue batchgraph uses: ``default``, or ``<namespace>.default`` when
+    BATCHGRAPH_BROKER_NAMESPACE is set (a test run, or deployments sharing a broker)."""
+    namespace = settings().broker_namespace
+    return f"{namespace}.{DEFAULT_QUEUE}" if namespace else DEFAULT_QUEUE
 
 
 def build_broker(url: str) -> dramatiq.Broker:
@@ -20,13 +30,15 @@ def build_broker(url: str) -> dramatiq.Broker:
     if url.startswith(("amqp://", "amqps://")):
         broker = RabbitmqBroker(url=url)
     elif url.startswith(("redis://", "rediss://", "unix://")):
-        broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
+        # Every Redis key the broker writes starts with "<namespace>:".
+        namespace = settings().broker_namespace or DRAMATIQ_NAMESPACE
+        broker = RedisBroker(url=url, namespace=namespace)  # type: ignore[no-untyped-call]
     else:
         raise ValueError(
             "BROKER_URL must start with amqp://, amqps://, redis://, rediss:// or unix://"
         )
     broker.add_middleware(AsyncIO())
-    broker.declare_queue(DEFAULT_QUEUE)
+    broker.declare_queue(queue_name())
     return broker
 
 

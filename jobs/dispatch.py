@@ -8,13 +8,13 @@ import dramatiq
 from dramatiq import Message
 
 from domain.ports import JSONScalar
-from jobs.broker import DEFAULT_QUEUE, ping
+from jobs.broker import ping, queue_name
 
 
 class DramatiqDispatcher:
-    def __init__(self, broker: dramatiq.Broker, *, queue_name: str = DEFAULT_QUEUE) -> None:
+    def __init__(self, broker: dramatiq.Broker, *, queue: str | None = None) -> None:
         self._broker = broker
-        self._queue_name = queue_name
+        self._queue_name = queue or queue_name()
 
     async def send(self, actor_name: str, *args: JSONScalar, delay_ms: int | None = None) -> None:
         message: Message[object] = Message(

@@ -41,8 +41,31 @@ def fail(parameters: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+MAX_SIMULATE_SECONDS = 60.0
+
+
+async def simulate(parameters: dict[str, Any]) -> dict[str, Any]:
+    """A stand-in for real work you can watch: waits ``seconds`` (default 1, at most 60)
+    and returns its parameters; with ``failWith: {code, message, category}`` it fails
+    that way instead (after the wait)."""
+    try:
+        seconds = min(max(float(parameters.get("seconds", 1)), 0.0), MAX_SIMULATE_SECONDS)
+    except (TypeError, ValueError):
+        raise TaskFailure("PARAMETERS_INVALID", "seconds must be a number") from None
+    await asyncio.sleep(seconds)
+    failure = parameters.get("failWith")
+    if isinstance(failure, dict):
+        raise TaskFailure(
+            code=str(failure.get("code", "SIMULATED_FAILURE")),
+            message=str(failure.get("message", "builtin.simulate was asked to fail")),
+            category=str(failure.get("category", "DOMAIN")),
+        )
+    return dict(parameters)
+
+
 BUILTINS: dict[str, Implementation] = {
     "builtin.echo": echo,
+    "builtin.simulate": simulate,
     "builtin.sleep": sleep,
     "builtin.fail": fail,
 }

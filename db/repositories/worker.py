@@ -7,7 +7,7 @@ from sqlalchemy import Select, and_, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.enums import WorkerKind
-from db.models import Worker
+from db.models import Token, Worker
 from db.repositories.pagination import Page, SortKey, count, keyset_page
 from db.repositories.writes import insert_unique
 
@@ -78,6 +78,17 @@ class WorkerRepository:
             .with_for_update(key_share=True, skip_locked=True)
         )
         return list(rows)
+
+    async def connected(self, cutoff: datetime) -> list[tuple[Worker, bool | None]]:
+        """Workers heard from since ``cutoff``, with whether their token is enabled
+        (None for workers without a token)."""
+        rows = await self._session.execute(
+            _listing(True, cutoff)
+            .add_columns(Token.enabled)
+            .outerjoin(Token, Token.id == Worker.token_id)
+            .order_by(Worker.id)
+        )
+        return [(worker, enabled) for worker, enabled in rows]
 
     async def page(
         self, *, connected: bool | None, cutoff: datetime, after: SortKey | None, first: int

@@ -215,7 +215,7 @@ async def _validate_reprocessing(
             Issue(
                 IssueName.PREV_BATCH_NOT_FOUND,
                 f"no chain has root batch {previous_spec.root_batch_id} in this workspace",
-                "$.previousBatch.rootBatchId",
+                "$.previousBatch.rootBatch",
             )
         )
         return
@@ -242,9 +242,11 @@ async def _validate_reprocessing(
     await _pin(repos, found, specs, workspace_id)
     if not found.is_valid:
         return
-    found.diff = rules.diff_recipes(before, found.nodes)
-    for problem in rules.mismatched(before, found.nodes):
+    mismatches = rules.mismatched(before, found.nodes)
+    for problem in mismatches:
         found.errors.append(Issue(IssueName.MISMATCHED_RECIPE, problem, "$.recipe"))
+    # A diff compares two runs of the same recipe; across a mismatch it means nothing.
+    found.diff = [] if mismatches else rules.diff_recipes(before, found.nodes)
     unknown = set(previous_spec.nodes) - {n.name for n in found.nodes}
     if unknown:
         found.warnings.append(

@@ -1,9 +1,10 @@
 """`batchgraph demo`: a workspace with real data to explore at once.
 
-Seeds task types, a batch whose run is simulated through the real transition
-service (most jobs complete, a few fail, their dependents are canceled), and a
-second batch re-processing the failed part of the chain. The fleet that really
-executes jobs arrives with the worker issue; until then the demo says so.
+Two task types run by the fleet's ``builtin.simulate`` (it waits a moment and returns
+its parameters, or fails as an input item asks); a batch of 20 images of which three
+fail for real, their thumbnails canceled; then a fixed revision of the failing task
+type and a second batch re-processing only the failed part of the chain. The jobs
+run on the worker fleet like any others: the launcher waits for them between steps.
 """
 
 from __future__ import annotations
@@ -11,36 +12,61 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from db.enums import CachePolicy, JobStatus, RerunMode
-from db.repositories.job import JobFilter
+from db.enums import CachePolicy, RerunMode
 from db.uow import UnitOfWork
 from domain.auth.rules import Actor
 from domain.batches import service as batches
-from domain.jobs import execution, moves
-from domain.jobs.moves import Move
-from domain.jobs.rules import Initiator
 from domain.tasktypes import service as tasktypes
 from domain.tasktypes.rules import RevisionFields
 from domain.workspaces import service as workspaces
 
 WORKSPACE = "demo"
 ITEMS = 20
-FAILING = {3, 11, 17}  # input indexes whose resize fails in the simulated run
+FAILING = {3, 11, 17}  # input indexes whose resize fails (in the first batch)
+RESIZE_SECONDS = 0.3
+THUMBNAIL_SECONDS = 0.2
+FIRST_TITLE = "Nightly resize"
+SECOND_TITLE = "Nightly resize, failed part again"
 
 
 @dataclass(frozen=True, slots=True)
-class DemoResult:
-    created: bool
-    first_batch_id: int | None = None
-    second_batch_id: int | None = None
+class Progress:
+    is_creation_done: bool
+    jobs_total: int
+    finished: int  # completed, failed or canceled
+
+    @property
+    def is_done(self) -> bool:
+        return self.is_creation_done and self.finished == self.jobs_total
 
 
-async def seed_demo(units: Callable[[], UnitOfWork], *, actor: Actor) -> DemoResult:
+def _items() -> list[dict[str, object]]:
+    items: list[dict[str, object]] = []
+    for i in range(ITEMS):
+        item: dict[str, object] = {
+            "url": f"https://images.example/photo-{i:03d}.jpg",
+            "width": 800,
+            "seconds": RESIZE_SECONDS,
+        }
+        if i in FAILING:
+            item["failWith"] = {
+                "code": "SOURCE_UNREADABLE",
+                "message": "404 from the image source",
+                "category": "DOMAIN",
+            }
+        items.append(item)
+    return items
+
+
+async def seed_first_batch(units: Callable[[], UnitOfWork], *, actor: Actor) -> int | None:
+    """The workspace, its task types and the first batch (created and run by the fleet).
+
+    None when the demo workspace exists already (nothing is added)."""
     async with units() as uow:
         if await uow.workspaces.name_exists(WORKSPACE):
-            return DemoResult(created=False)
+            return None
         await workspaces.create_workspace(uow, name=WORKSPACE, public=True, actor=actor)
-        for name, schema in (
+        for name, schema, description in (
             (
                 "resize-image",
                 {
@@ -51,8 +77,13 @@ async def seed_demo(units: Callable[[], UnitOfWork], *, actor: Actor) -> DemoRes
                         "width": {"type": "integer", "minimum": 1},
                     },
                 },
+                "Resize one image (a stand-in: builtin.simulate)",
             ),
-            ("make-thumbnail", {"type": "object", "required": ["source"]}),
+            (
+                "make-thumbnail",
+                {"type": "object", "required": ["source"]},
+                "Make a thumbnail (a stand-in: builtin.simulate)",
+            ),
         ):
             await tasktypes.create_task_type(
                 uow,
@@ -60,11 +91,11 @@ async def seed_demo(units: Callable[[], UnitOfWork], *, actor: Actor) -> DemoRes
                     workspace=WORKSPACE,
                     name=name,
                     fields=RevisionFields(
-                        description=f"Demo task type {name}",
+                        description=description,
                         parameters_schema=schema,
                         result_schema={"type": "object"},
-                        implementation="external",
-                        timeout_seconds=600,
+                        implementation="builtin.simulate",
+                        timeout_seconds=60,
                         max_attempts=3,
                         cache_policy=CachePolicy.NONE,
                     ),
@@ -81,84 +112,76 @@ async def seed_demo(units: Callable[[], UnitOfWork], *, actor: Actor) -> DemoRes
                     "name": "thumbnail",
                     "taskType": "make-thumbnail",
                     "dependsOn": ["resize"],
-                    "parameters": {"source": "{{item.url}}", "size": 128},
+                    "parameters": {
+                        "source": "{{item.url}}",
+                        "size": 128,
+                        "seconds": THUMBNAIL_SECONDS,
+                    },
                 },
             ]
         },
-        "inputs": [
-            {"url": f"https://images.example/photo-{i:03d}.jpg", "width": 800} for i in range(ITEMS)
-        ],
+        "inputs": _items(),
     }
-    first = await _create(
+    return await _create(
         units,
         actor,
         batches.BatchSpec(
             workspace=WORKSPACE,
-            title="Nightly resize (simulated run)",
+            title=FIRST_TITLE,
             definition=definition,
-            description="Seeded by `batchgraph demo`: its run was simulated.",
+            description="Seeded by `batchgraph demo`; three images fail on purpose.",
         ),
     )
-    await _simulate_run(units, first)
-    second = await _create(
+
+
+async def reprocess_failed(
+    units: Callable[[], UnitOfWork], *, actor: Actor, first_batch_id: int
+) -> int:
+    """A fixed revision of resize-image, then a batch re-running the chain's failed part."""
+    async with units() as uow:
+        workspace = await uow.workspaces.get_by_name(WORKSPACE)
+        assert workspace is not None
+        task_type = await uow.task_types.get_by_name(workspace.id, "resize-image")
+        assert task_type is not None
+        await tasktypes.create_revision(
+            uow,
+            task_type_id=task_type.id,
+            changes=tasktypes.RevisionChanges(
+                description="Resize one image (revision 2: the source is read again;"
+                " a stand-in: builtin.echo, which never fails)",
+                implementation="builtin.echo",
+            ),
+            actor=actor,
+        )
+        await uow.commit()
+    return await _create(
         units,
         actor,
         batches.BatchSpec(
             workspace=WORKSPACE,
-            title="Nightly resize, failed part again",
-            previous=batches.PreviousBatch(root_batch_id=first, rerun=RerunMode.FAILED),
+            title=SECOND_TITLE,
+            previous=batches.PreviousBatch(root_batch_id=first_batch_id, rerun=RerunMode.FAILED),
         ),
     )
-    return DemoResult(created=True, first_batch_id=first, second_batch_id=second)
 
 
 async def _create(units: Callable[[], UnitOfWork], actor: Actor, spec: batches.BatchSpec) -> int:
-    # The demo creates recipes and jobs in-process: its units of work send nothing.
+    """Stored at once; the fleet creates its recipes and jobs and runs them."""
     async with units() as uow:
         created = await batches.create_batch(uow, spec=spec, actor=actor)
         await uow.commit()
     assert created.batch is not None
-    batch_id = created.batch.id
-    cursor: int | None = 0
-    while cursor is not None:
-        async with units() as uow:
-            outcome = await batches.create_chunk(uow, batch_id=batch_id, cursor=cursor)
-            await uow.commit()
-        cursor = outcome.next_cursor
-    return batch_id
+    return created.batch.id
 
 
-async def _simulate_run(units: Callable[[], UnitOfWork], batch_id: int) -> None:
-    """Walk every queued job through RUNNING → COMPLETED (or FAILED), as a pull worker
-    would; completions queue the dependents, which the next round takes."""
-    while True:
-        async with units() as uow:
-            page = await uow.jobs.page(
-                JobFilter(batch_id=batch_id, statuses=(JobStatus.QUEUED,)), after=None, first=1000
-            )
-            if not page.items:
-                return
-            started = await moves.apply(
-                uow,
-                [
-                    Move(j.id, JobStatus.RUNNING, Initiator.WORKER, worker="demo-worker")
-                    for j in page.items
-                ],
-            )
-            recipes = await uow.batches.get_recipes([j.recipe_id for j in page.items])
-            finishes = []
-            for job, recipe in zip(page.items, recipes, strict=True):
-                fails = job.node == "resize" and recipe is not None and recipe.position in FAILING
-                outcome = (
-                    execution.Outcome(
-                        failure=execution.TaskFailure(
-                            "SOURCE_UNREADABLE", "404 from the image source", "DOMAIN"
-                        )
-                    )
-                    if fails
-                    else execution.Outcome(result={"url": f"{job.parameters.get('url', '')}.out"})
-                )
-                attempt = next(m.attempt for m in started.moved if m.id == job.id)
-                finishes.append(execution.Finish(job.id, attempt, "demo-worker", outcome))
-            await execution.finish(uow, finishes)
-            await uow.commit()
+async def progress(units: Callable[[], UnitOfWork], *, batch_id: int) -> Progress:
+    async with units() as uow:  # read inside: leaving without a commit expires the rows
+        batch = await uow.batches.get(batch_id)
+        [nodes] = await uow.batches.nodes([batch_id])
+        assert batch is not None
+        total = sum(
+            n.pending + n.blocked + n.queued + n.running + n.completed + n.failed + n.canceled
+            for n in nodes
+        )
+        finished = sum(n.completed + n.failed + n.canceled for n in nodes)
+        return Progress(batch.is_creation_done, total, finished)

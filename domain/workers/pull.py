@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from db.enums import JobStatus, TokenRole, WorkerKind
+from db.enums import FailureCategory, JobStatus, TokenRole, WorkerKind
 from db.models import Job, Worker
 from db.repositories.moves import BulkChange, JobState, Selection
 from db.uow import UnitOfWork
@@ -163,7 +163,13 @@ async def complete(uow: UnitOfWork, *, job_id: int, result: Any, actor: Actor | 
 
 
 async def fail(
-    uow: UnitOfWork, *, job_id: int, code: str, message: str, category: str, actor: Actor | None
+    uow: UnitOfWork,
+    *,
+    job_id: int,
+    code: str,
+    message: str,
+    category: FailureCategory,
+    actor: Actor | None,
 ) -> Job:
     """Only the assigned worker; a retryable category with attempts left re-queues it."""
     worker, state = await _assigned(uow, job_id, actor)
@@ -173,13 +179,12 @@ async def fail(
             Violation(path, f"must be 1–{n} characters")
             for path, value, n in (
                 ("$.code", code, 100),
-                ("$.category", category, 50),
                 ("$.message", message, 10_000),
             )
             if not value.strip() or len(value) > n
         ],
     )
-    failure = execution.TaskFailure(code, message, category)
+    failure = execution.TaskFailure(code, message, FailureCategory(category).value)
     await execution.finish(
         uow,
         [execution.Finish(job_id, state.attempt, worker.name, execution.Outcome(failure=failure))],

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from db.enums import JobStatus, WorkerKind
 
 DEFAULT_TIMEOUT_SECONDS = 20  # + a maintenance tick of 10 s: lost within 30 s
 MAX_NAME = 100
@@ -45,3 +48,59 @@ def is_connected(
 def metadata(static: Mapping[str, Any], dynamic: Mapping[str, Any]) -> dict[str, Any]:
     """What the worker reports, overlaid by what an admin set: static wins."""
     return {**dynamic, **static}
+
+
+EXTERNAL = "external"  # the implementation of task types run by pull workers
+NO_PULL_WORKER = "no connected worker offers this task type"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A connected worker, as far as taking a job is concerned."""
+
+    kind: WorkerKind
+    enabled: bool
+    token_enabled: bool | None  # None: no token (fleet workers)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+def may_take(worker: Candidate, *, task_type: str, implementation: str) -> bool:
+    """Whether this worker would claim a QUEUED job of this task type: a pull worker
+    with an enabled token whose allow-list (which wins) or deny-list lets it; a fleet
+    worker that has the implementation."""
+    if not worker.enabled:
+        return False
+    if implementation == EXTERNAL:
+        if worker.kind is not WorkerKind.EXTERNAL or worker.token_enabled is False:
+            return False
+        allow = worker.metadata.get("tasks_allowlist")
+        if isinstance(allow, list):
+            return task_type in allow
+        deny = worker.metadata.get("tasks_denylist") or []
+        return not (isinstance(deny, list) and task_type in deny)
+    offered = worker.metadata.get("implementations") or []
+    return (
+        worker.kind is WorkerKind.FLEET and isinstance(offered, list) and implementation in offered
+    )
+
+
+def waiting_reason(
+    *,
+    status: JobStatus,
+    task_type: str,
+    implementation: str,
+    connected: Iterable[Candidate],
+) -> str | None:
+    """Why a job that is not running yet is still waiting, when something is in its way;
+    None when it is not waiting, or a connected worker would take it."""
+    if status is JobStatus.BLOCKED:
+        return "waiting for the jobs it depends on to complete"
+    if status is JobStatus.PENDING:
+        return "waiting for a free slot: its batch runs at most maxParallelJobs jobs at once"
+    if status is not JobStatus.QUEUED:
+        return None
+    if any(may_take(w, task_type=task_type, implementation=implementation) for w in connected):
+        return None
+    if implementation == EXTERNAL:
+        return NO_PULL_WORKER
+    return f"no connected fleet worker has the implementation {implementation!r}"

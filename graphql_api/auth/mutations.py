@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import strawberry
-from strawberry import relay
 
 from db.enums import TokenRole
 from domain.auth import service
@@ -67,7 +66,7 @@ class AuthMutations:
 
     @strawberry.mutation(description="Enable or disable a token (admin).")
     async def set_token_enabled(
-        self, info: Info, id: relay.GlobalID, enabled: bool
+        self, info: Info, id: strawberry.ID, enabled: bool
     ) -> SetTokenEnabledPayload:
         return await mutate(
             info,

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry import relay
 from strawberry.scalars import JSON
 
 from db.enums import CachePolicy, RerunMode
@@ -11,7 +10,7 @@ from graphql_api.ids import parse_id
 
 @strawberry.input(description="Re-process a chain, named by its root batch.")
 class PreviousBatchInput:
-    root_batch: relay.GlobalID
+    root_batch: strawberry.ID
     rerun: RerunMode = RerunMode.ALL
     nodes: list[str] = strawberry.field(
         default_factory=list, description="With rerun NODES: the nodes to run again."
@@ -55,7 +54,7 @@ class BatchInput:
 
 @strawberry.input(description="Re-process a chain: a convenience over createBatch.")
 class ReprocessBatchInput:
-    root_batch: relay.GlobalID
+    root_batch: strawberry.ID
     rerun: RerunMode = RerunMode.ALL
     nodes: list[str] = strawberry.field(default_factory=list)
     title: str | None = strawberry.field(
@@ -70,7 +69,7 @@ class ReprocessBatchInput:
 
 @strawberry.input(description="Only these change after creation.")
 class EditBatchInput:
-    batch: relay.GlobalID
+    batch: strawberry.ID
     title: str | None = None
     description: str | None = None
     priority: int | None = None

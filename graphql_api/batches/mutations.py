@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
-from strawberry import relay
 
 from domain.batches import service
 from domain.errors import DomainError
@@ -137,7 +136,7 @@ class BatchMutations:
 
     @strawberry.mutation(description="Cancel every unfinished job of a batch (writer).")
     async def cancel_batch(
-        self, info: Info, id: relay.GlobalID, reason: str | None = None
+        self, info: Info, id: strawberry.ID, reason: str | None = None
     ) -> CancelBatchPayload:
         return await mutate(
             info,
@@ -153,7 +152,7 @@ class BatchMutations:
         " they had canceled downstream; includeCanceled re-opens CANCELED jobs too."
     )
     async def retry_batch(
-        self, info: Info, id: relay.GlobalID, include_canceled: bool = False
+        self, info: Info, id: strawberry.ID, include_canceled: bool = False
     ) -> RetryBatchPayload:
         return await mutate(
             info,

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
-from strawberry import relay
 
 from db.repositories.batch import BatchFilter as RepoBatchFilter
 from domain.auth.rules import sees_private_workspaces
@@ -14,7 +13,7 @@ from graphql_api.batches.types import Batch, BatchFilter, BatchOrderBy, OrderDir
 from graphql_api.batches.validation import BatchValidation
 from graphql_api.context import Info
 from graphql_api.errors import NotFound, error_arm
-from graphql_api.ids import parse_id
+from graphql_api.ids import MISSING, parse_id
 from graphql_api.relay import Connection, paginate
 
 ValidateBatchResult = Annotated[BatchValidation | NotFound, strawberry.union("ValidateBatchResult")]
@@ -22,7 +21,11 @@ ValidateBatchResult = Annotated[BatchValidation | NotFound, strawberry.union("Va
 
 @strawberry.type
 class BatchQueries:
-    @strawberry.field(description="Batches you may read.")
+    @strawberry.field(
+        description="Batches you may read. Without orderBy: by id, ascending (creation"
+        " order), which keeps keyset pages stable while jobs run; LAST_MODIFIED order"
+        " reshuffles pages as batches change."
+    )
     async def batches(
         self,
         info: Info,
@@ -56,12 +59,11 @@ class BatchQueries:
         )
 
     @strawberry.field(description="A batch by id; null if missing or not readable.")
-    async def batch(self, info: Info, id: relay.GlobalID) -> Batch | None:
-        [found] = (
-            await Batch.resolve_nodes(info=info, node_ids=[id.node_id])
-            if (id.type_name == "Batch")
-            else [None]
-        )
+    async def batch(self, info: Info, id: strawberry.ID) -> Batch | None:
+        batch_id = parse_id(id, "Batch")
+        if batch_id == MISSING:
+            return None
+        [found] = await Batch.resolve_nodes(info=info, node_ids=[str(batch_id)])
         return found
 
     @strawberry.field(description="Check a batch without creating it (never writes).")

@@ -45,7 +45,7 @@ class BatchFilter:
     )
     is_creation_done: bool | None = None
     is_superseded: bool | None = None
-    root_batch: relay.GlobalID | None = strawberry.field(
+    root_batch: strawberry.ID | None = strawberry.field(
         default=None, description="Batches of this chain (by its root batch)."
     )
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
-from strawberry import relay
 
 from domain.jobs import service
 from graphql_api.context import Info
@@ -27,7 +26,7 @@ JobUpdatePayload = Annotated[
 class JobMutations:
     @strawberry.mutation(description="Cancel an unfinished job and what depends on it (writer).")
     async def cancel_job(
-        self, info: Info, id: relay.GlobalID, reason: str | None = None
+        self, info: Info, id: strawberry.ID, reason: str | None = None
     ) -> JobUpdatePayload:
         return await mutate(
             info,
@@ -42,7 +41,7 @@ class JobMutations:
         description="Retry a FAILED or CANCELED job as a new attempt (writer); jobs canceled"
         " because of it wait for it again."
     )
-    async def retry_job(self, info: Info, id: relay.GlobalID) -> JobUpdatePayload:
+    async def retry_job(self, info: Info, id: strawberry.ID) -> JobUpdatePayload:
         return await mutate(
             info,
             JobUpdatePayload,

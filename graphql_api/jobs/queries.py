@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry import relay
 
 from db.repositories.job import JobFilter as RepoJobFilter
 from domain.auth.rules import sees_private_workspaces
 from graphql_api.context import Info
-from graphql_api.ids import parse_id
+from graphql_api.ids import MISSING, parse_id
 from graphql_api.jobs.types import Job, JobFilter
 from graphql_api.relay import Connection, paginate
 
@@ -17,7 +16,7 @@ class JobQueries:
     async def jobs(
         self,
         info: Info,
-        batch: relay.GlobalID | None = None,
+        batch: strawberry.ID | None = None,
         filter: JobFilter | None = None,
         first: int | None = None,
         after: str | None = None,
@@ -37,8 +36,9 @@ class JobQueries:
         )
 
     @strawberry.field(description="A job by id; null if missing or not readable.")
-    async def job(self, info: Info, id: relay.GlobalID) -> Job | None:
-        if id.type_name != "Job":
+    async def job(self, info: Info, id: strawberry.ID) -> Job | None:
+        job_id = parse_id(id, "Job")
+        if job_id == MISSING:
             return None
-        [found] = await Job.resolve_nodes(info=info, node_ids=[id.node_id])
+        [found] = await Job.resolve_nodes(info=info, node_ids=[str(job_id)])
         return found

@@ -12,6 +12,7 @@ from db import models
 from db.enums import JobStatus
 from db.repositories.job import JobFilter as RepoJobFilter
 from domain.jobs.rules import iso_duration, seconds_between
+from domain.workers.rules import Candidate, metadata, waiting_reason
 from graphql_api.context import Info
 from graphql_api.ids import node_ints
 from graphql_api.relay import Connection, connection, page_args
@@ -64,7 +65,10 @@ class JobFilter:
 class JobError:
     code: str
     message: str
-    category: str | None
+    category: str | None = strawberry.field(
+        description="A FailureCategory value (kept as a string: failures recorded before"
+        " failJob took the enum may hold others)."
+    )
 
 
 @strawberry.type(description="One transition in a job's history (also the replay log).")
@@ -141,6 +145,35 @@ class Job(relay.Node):
             code=self.model.error_code,
             message=self.model.error_message or "",
             category=self.model.error_category,
+        )
+
+    @strawberry.field(
+        description="Why the job is still waiting, when something stands in its way: a"
+        ' QUEUED job that no connected worker would take (for an `external` task type: "no'
+        ' connected worker offers this task type"), a BLOCKED one waiting for its'
+        " dependencies, a PENDING one for a slot under maxParallelJobs. Null otherwise."
+    )
+    async def waiting_reason(self, info: Info) -> str | None:
+        if self.status not in (JobStatus.QUEUED, JobStatus.BLOCKED, JobStatus.PENDING):
+            return None
+        revision = await info.context.loaders.revision_by_id.load(self.model.task_type_revision_id)
+        assert revision is not None
+        task_type = await info.context.loaders.task_type.load(revision.task_type_id)
+        assert task_type is not None
+        connected = await info.context.loaders.connected_workers.load(0)
+        return waiting_reason(
+            status=self.status,
+            task_type=task_type.name,
+            implementation=revision.implementation,
+            connected=[
+                Candidate(
+                    kind=w.kind,
+                    enabled=w.enabled,
+                    token_enabled=token_enabled,
+                    metadata=metadata(w.static_metadata, w.dynamic_metadata),
+                )
+                for w, token_enabled in connected
+            ],
         )
 
     @strawberry.field(description="completed − started (COMPLETED/FAILED jobs).")

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated, cast
 
 import strawberry
-from strawberry import relay
 from strawberry.scalars import JSON
 
 from db.enums import CachePolicy
@@ -43,7 +42,7 @@ class CreateTaskTypeInput:
 
 @strawberry.input(description="Fields left out are taken unchanged from the newest revision.")
 class CreateTaskTypeRevisionInput:
-    task_type: relay.GlobalID
+    task_type: strawberry.ID
     description: str | None = strawberry.UNSET
     parameters_schema: JSON | None = strawberry.UNSET
     result_schema: JSON | None = strawberry.UNSET
@@ -150,7 +149,7 @@ class TaskTypeMutations:
 
     @strawberry.mutation(description="Mark a task type available or not (writer).")
     async def set_task_type_availability(
-        self, info: Info, task_type: relay.GlobalID, available: bool
+        self, info: Info, task_type: strawberry.ID, available: bool
     ) -> TaskTypeUpdatePayload:
         return await mutate(
             info,
@@ -169,7 +168,7 @@ class TaskTypeMutations:
         " (writer or worker)."
     )
     async def check_in_task_type(
-        self, info: Info, task_type: relay.GlobalID
+        self, info: Info, task_type: strawberry.ID
     ) -> TaskTypeUpdatePayload:
         return await mutate(
             info,

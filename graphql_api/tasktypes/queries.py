@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
-from strawberry import relay
 from strawberry.scalars import JSON
 
 from db.repositories.task_type import TaskTypeFilter as RepoFilter
@@ -91,7 +90,7 @@ class TaskTypeQueries:
     async def validate_parameters(
         self,
         info: Info,
-        task_type: relay.GlobalID,
+        task_type: strawberry.ID,
         parameters: JSON,
         revision: int | None = None,
     ) -> ValidateParametersResult:

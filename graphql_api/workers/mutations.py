@@ -3,14 +3,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
-from strawberry import relay
+from strawberry.relay.utils import to_base64
 from strawberry.scalars import JSON
 
+from db.enums import FailureCategory
 from domain.workers import pull
 from domain.workers import service as workers
 from graphql_api.context import Info
 from graphql_api.errors import InvalidTransition, NotFound, SchemaMismatch, ValidationFailed
-from graphql_api.ids import node_ints, parse_id
+from graphql_api.ids import parse_id
 from graphql_api.jobs.types import Job
 from graphql_api.mutations import mutate
 from graphql_api.workers.types import Worker
@@ -27,7 +28,7 @@ class RegisterWorkerInput:
 
 @strawberry.input
 class SetWorkerMetadataInput:
-    worker: relay.GlobalID
+    worker: strawberry.ID
     metadata: JSON = strawberry.field(
         description='Static metadata: wins over what the worker reports (e.g. {arch: "aarch64"}).'
     )
@@ -38,6 +39,10 @@ class WorkerRegistered:
     worker: Worker
     token: str = strawberry.field(
         description="The worker's token, shown once. Disabled until an admin enables it."
+    )
+    token_id: strawberry.ID = strawberry.field(
+        description="What an admin needs to enable the worker:"
+        " setTokenEnabled(id: tokenId, enabled: true)."
     )
 
 
@@ -87,7 +92,9 @@ class WorkerMutations:
                 uow, host=input.host, concurrency=input.concurrency, metadata=input.metadata or {}
             ),
             lambda found: WorkerRegistered(
-                worker=Worker.from_model(found.worker), token=found.secret
+                worker=Worker.from_model(found.worker),
+                token=found.secret,
+                token_id=strawberry.ID(to_base64("Token", found.worker.token_id)),
             ),
         )
 
@@ -129,9 +136,9 @@ class WorkerMutations:
         self,
         info: Info,
         task_types: list[str] | None = None,
-        running: list[relay.GlobalID] | None = None,
+        running: list[strawberry.ID] | None = None,
     ) -> ClaimJobPayload:
-        ids = node_ints([g.node_id for g in running or [] if g.type_name == "Job"])
+        ids = [parse_id(g, "Job") for g in running or []]
         return await mutate(
             info,
             ClaimJobPayload,
@@ -142,7 +149,7 @@ class WorkerMutations:
         )
 
     @strawberry.mutation(description="Complete a job assigned to this worker (worker token).")
-    async def complete_job(self, info: Info, job: relay.GlobalID, result: JSON) -> FinishJobPayload:
+    async def complete_job(self, info: Info, job: strawberry.ID, result: JSON) -> FinishJobPayload:
         return await mutate(
             info,
             FinishJobPayload,
@@ -154,15 +161,15 @@ class WorkerMutations:
 
     @strawberry.mutation(
         description="Fail a job assigned to this worker (worker token); categories"
-        " INFRASTRUCTURE and TIMEOUT retry while attempts are left."
+        " INFRASTRUCTURE, TIMEOUT and WORKER_LOST retry while attempts are left."
     )
     async def fail_job(
         self,
         info: Info,
-        job: relay.GlobalID,
+        job: strawberry.ID,
         code: str,
         message: str,
-        category: str = "DOMAIN",
+        category: FailureCategory = FailureCategory.DOMAIN,
     ) -> FinishJobPayload:
         return await mutate(
             info,

@@ -7,6 +7,7 @@ from typing import cast
 
 import strawberry
 from strawberry import relay
+from strawberry.relay.utils import to_base64
 from strawberry.scalars import JSON
 
 from db import models
@@ -35,6 +36,7 @@ class Worker(relay.Node):
     lost_at: datetime | None
     static_metadata: JSON = strawberry.field(description="Set by an admin; wins on conflicts.")
     dynamic_metadata: JSON = strawberry.field(description="Reported with each heartbeat.")
+    token: strawberry.Private[int | None]
 
     @classmethod
     def from_model(cls, row: models.Worker) -> Worker:
@@ -52,6 +54,7 @@ class Worker(relay.Node):
             lost_at=row.lost_at,
             static_metadata=cast(JSON, row.static_metadata),
             dynamic_metadata=cast(JSON, row.dynamic_metadata),
+            token=row.token_id,
         )
 
     @classmethod
@@ -68,6 +71,23 @@ class Worker(relay.Node):
         return is_connected(
             connected_at=self.connected_at, last_seen_at=self.last_seen_at, now=datetime.now(UTC)
         )
+
+    @strawberry.field(
+        description="The worker's token (pull workers; null for fleet workers). An admin"
+        " enables it with setTokenEnabled(id: tokenId, enabled: true)."
+    )
+    def token_id(self) -> strawberry.ID | None:
+        return None if self.token is None else strawberry.ID(to_base64("Token", self.token))
+
+    @strawberry.field(
+        description="Whether the worker's token is enabled: a pull worker claims jobs only"
+        " with an enabled token (null for fleet workers, which have none)."
+    )
+    async def is_token_enabled(self, info: Info) -> bool | None:
+        if self.token is None:
+            return None
+        row = await info.context.loaders.token.load(self.token)
+        return None if row is None else row.enabled
 
     @strawberry.field(description="Dynamic metadata overlaid by static metadata.")
     def metadata(self) -> JSON:

@@ -8,7 +8,7 @@ from typing import Any
 import dramatiq
 
 from jobs.actors import batches, run, tasktypes
-from jobs.broker import DEFAULT_QUEUE
+from jobs.broker import queue_name
 
 ACTORS: dict[str, Callable[..., Awaitable[None]]] = {
     "tasktypes.check_in": tasktypes.check_in,
@@ -32,7 +32,7 @@ def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, Any
             fn,
             broker=broker,
             actor_name=name,
-            queue_name=DEFAULT_QUEUE,
+            queue_name=queue_name(),
             priority=0,
             options={**ACTOR_OPTIONS, **OPTIONS_BY_ACTOR.get(name, {})},
         )

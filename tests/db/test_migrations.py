@@ -9,7 +9,7 @@ from alembic.config import Config
 from sqlalchemy import text
 
 from alembic import command
-from graphql_api.runtime import REPO_ROOT, migrate
+from launcher.runtime import REPO_ROOT, migrate
 from tests.conftest import _admin, _with_database
 
 

@@ -527,3 +527,97 @@ async def test_a_worker_by_global_id(api: Api, db: Database, writer: str) -> Non
     status, errors = await api.errors(query, {"id": gid("Worker", found.id)})
     # node is nullable: partial data (null), so 200 with the coded error.
     assert (status, errors[0]["extensions"]["code"]) == (200, "UNAUTHENTICATED")
+
+
+VALIDATE = """query($input: BatchInput!) { validateBatch(input: $input) {
+  ... on BatchValidation { isValid errors { name path } diff { node status } } } }"""
+
+
+async def test_validate_a_reprocessing_with_another_task_type_has_no_diff(
+    api: Api, db: Database, writer: str
+) -> None:
+    """MISMATCHED_RECIPE alone: a node diff across two different recipes means nothing."""
+    first = await make_batch(db, two_node_definition(ITEMS))
+
+    swapped = {
+        "nodes": [
+            {"name": "resize", "taskType": "thumb"},
+            {"name": "thumb", "taskType": "thumb", "dependsOn": ["resize"]},
+        ]
+    }
+    found = await api.data(
+        VALIDATE,
+        {
+            "input": {
+                "title": "again",
+                "definition": {"recipe": swapped},
+                "previousBatch": {"rootBatch": gid("Batch", first.id)},
+            }
+        },
+        token=writer,
+    )
+    validation = found["validateBatch"]
+    assert validation["isValid"] is False
+    assert [e["name"] for e in validation["errors"]] == ["MISMATCHED_RECIPE"]
+    assert validation["diff"] == []
+
+
+@pytest.mark.parametrize("root", ["not-an-id", "QmF0Y2g6OTk5OTk5"])
+async def test_a_missing_previous_batch_names_the_real_input_field(
+    api: Api, db: Database, writer: str, root: str
+) -> None:
+    found = await api.data(
+        VALIDATE,
+        {"input": {"title": "again", "previousBatch": {"rootBatch": root}}},
+        token=writer,
+    )
+    assert found["validateBatch"]["errors"] == [
+        {"name": "PREV_BATCH_NOT_FOUND", "path": "$.previousBatch.rootBatch"}
+    ]
+    # The path names a field of the input type as the schema spells it.
+    fields = await api.data('{ __type(name: "PreviousBatchInput") { inputFields { name } } }')
+    assert "rootBatch" in {f["name"] for f in fields["__type"]["inputFields"]}
+
+
+async def test_the_default_batch_order_is_stated_in_the_schema(api: Api) -> None:
+    found = await api.data("{ __schema { queryType { fields { name description } } } }")
+    [batches] = [f for f in found["__schema"]["queryType"]["fields"] if f["name"] == "batches"]
+    assert "Without orderBy: by id, ascending" in batches["description"]
+
+
+async def test_malformed_ids_are_ids_that_do_not_exist(api: Api, db: Database, writer: str) -> None:
+    """Lookups answer null and mutations their NotFound arm, never a top-level error."""
+    for bad in (
+        "not-an-id",
+        "",
+        "%%%",
+        gid("Job", 0),
+        gid("Nope", 1),
+        base64.b64encode(b"Job:x").decode(),
+    ):
+        found = await api.post(
+            """query($id: ID!) { job(id: $id) { id } batch(id: $id) { id }
+            node(id: $id) { id } }""",
+            {"id": bad},
+            token=writer,
+        )
+        assert found.status_code == 200, found.text
+        assert found.json() == {"data": {"job": None, "batch": None, "node": None}}, bad
+        for mutation in (
+            "cancelJob(id: $id)",
+            "retryJob(id: $id)",
+            "cancelBatch(id: $id)",
+        ):
+            done = await api.data(
+                f"mutation($id: ID!) {{ m: {mutation} {{ __typename ... on Error {{ code }} }} }}",
+                {"id": bad},
+                token=writer,
+            )
+            assert done["m"] == {"__typename": "NotFound", "code": "NOT_FOUND"}, (bad, mutation)
+    # Written literally in the document too.
+    literal = await api.data('query { job(id: "not-an-id") { id } } ', token=writer)
+    assert literal == {"job": None}
+    canceled = await api.data(
+        'mutation { cancelJob(id: "not-an-id") { __typename } }', token=writer
+    )
+    assert canceled == {"cancelJob": {"__typename": "NotFound"}}

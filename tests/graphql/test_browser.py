@@ -20,7 +20,7 @@ import pytest
 from db.enums import TokenRole
 from db.session import Database
 from tests.conftest import require_service
-from tests.factories import make_batch, make_task_type, make_token
+from tests.factories import make_batch, make_task_type, make_token, make_workspace
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -112,6 +112,117 @@ async def _execute(
             f"the result pane never showed {expected!r}; it shows {shown[:300]!r}"
         ) from exc
     return headers, json.loads(await _editor_value(page, RESULT_EDITOR))
+
+
+async def _launch(p: Any, chromium: str) -> Any:
+    from playwright.async_api import Error as PlaywrightError
+
+    try:
+        return await p.chromium.launch(
+            headless=True, executable_path=chromium, args=CHROMIUM_ARGS, timeout=20_000
+        )
+    except PlaywrightError as exc:
+        require_service("Chromium", f"{chromium} does not start: {exc}")
+
+
+def _watch(page: Page) -> tuple[list[str], list[str], list[str]]:
+    requested: list[str] = []
+    failed: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.on("websocket", lambda ws: requested.append(ws.url))
+    page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}"))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return requested, failed, errors
+
+
+async def _docs_show_the_query_type(page: Page) -> None:
+    """Open the Docs pane and wait for the schema's root types, as a newcomer would."""
+    docs = page.locator('.graphiql-sidebar button[aria-label="Show Documentation Explorer"]')
+    if await docs.count():
+        await docs.click()
+    try:
+        await page.locator(".graphiql-doc-explorer-root-type", has_text="query").wait_for(
+            state="visible"
+        )
+    except Exception as exc:
+        shown = await page.locator(".graphiql-doc-explorer").inner_text()
+        raise AssertionError(f"Docs never showed the schema; it shows {shown[:300]!r}") from exc
+    explorer = await page.locator(".graphiql-doc-explorer").inner_text()
+    assert "Query" in explorer
+    assert "Error fetching schema" not in explorer
+
+
+async def _run_current_tab(page: Page, expected: str) -> dict[str, Any]:
+    await page.locator(".graphiql-execute-button").click()
+    await page.wait_for_function(
+        """([selector, expected]) =>
+            document.querySelector(selector).CodeMirror.getValue().includes(expected)""",
+        arg=[RESULT_EDITOR, expected],
+        timeout=ACTION_TIMEOUT_MS,
+    )
+    return json.loads(await _editor_value(page, RESULT_EDITOR))  # type: ignore[no-any-return]
+
+
+@pytest.mark.browser
+async def test_graphiql_works_on_first_open_for_a_newcomer(live_server: str, db: Database) -> None:
+    """No placeholder header; the schema loads for everyone; the first tab runs; a public
+    workspace is listed without a token; a token typed later works without a reload,
+    and a refused one in the Headers tab does not break Docs."""
+    chromium = _chromium()
+    from playwright.async_api import async_playwright
+
+    await make_workspace(db, "open-data", public=True)
+    _, secret = await make_token(db, role=TokenRole.READER, owner="newcomer")
+
+    async with asyncio.timeout(TEST_TIMEOUT_S), async_playwright() as p:
+        browser = await _launch(p, chromium)
+        try:
+            context = await browser.new_context()  # a fresh profile: nothing stored
+            context.set_default_timeout(ACTION_TIMEOUT_MS)
+            page = await context.new_page()
+            _, failed, errors = _watch(page)
+            await page.goto(f"{live_server}/graphql", wait_until="load")
+            await page.locator(QUERY_EDITOR).wait_for(state="visible")
+            assert "query WhoAmI" in await _editor_value(page, QUERY_EDITOR)
+            assert "Headers tab" in await _editor_value(page, QUERY_EDITOR)
+
+            await page.locator('.graphiql-editor-tools button[data-name="headers"]').click()
+            await page.locator(HEADERS_EDITOR).wait_for(state="visible")
+            assert (await _editor_value(page, HEADERS_EDITOR)).strip() == ""
+
+            await _docs_show_the_query_type(page)
+            first = await _run_current_tab(page, '"viewer"')
+            assert "errors" not in first, first
+            assert first["data"]["viewer"]["authenticated"] is False
+            listed = [e["node"]["name"] for e in first["data"]["workspaces"]["edges"]]
+            assert "open-data" in listed  # public, read without a token
+
+            # A token typed now: the next run carries it, no reload.
+            await _type_into(
+                page, HEADERS_EDITOR, json.dumps({"Authorization": f"Bearer {secret}"})
+            )
+            await page.locator(QUERY_EDITOR).click()
+            await page.wait_for_timeout(800)  # GraphiQL's debounced header handling
+            again = await _run_current_tab(page, '"newcomer"')
+            assert again["data"]["viewer"] == {
+                "authenticated": True,
+                "owner": "newcomer",
+                "role": "READER",
+            }
+            await _docs_show_the_query_type(page)
+
+            # A refused token stored in the Headers tab (mistyped, or revoked since):
+            # after a reload Docs and autocomplete still have the schema.
+            await _type_into(page, HEADERS_EDITOR, json.dumps({"Authorization": "Bearer bg_wrong"}))
+            await page.wait_for_timeout(800)
+            await page.reload(wait_until="load")
+            await page.locator(QUERY_EDITOR).wait_for(state="visible")
+            await _docs_show_the_query_type(page)
+            assert not failed, f"requests failed: {failed}"
+            assert not errors, f"the page raised: {errors}"
+        finally:
+            await browser.close()
 
 
 @pytest.mark.browser

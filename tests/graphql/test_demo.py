@@ -1,15 +1,17 @@
-"""`batchgraph demo` seeds a public chain anyone can explore at once."""
+"""`batchgraph demo` seeds a public chain anyone can explore at once, run for real by a
+fleet worker process the command starts."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from db.session import Database
-from graphql_api.cli import main
+from launcher.cli import main
 from tests.graphql.conftest import Api
 
 
@@ -26,11 +28,14 @@ async def test_demo_seeds_a_chain_to_explore_anonymously(
     api: Api,
     db: Database,
     database_url: str,
+    redis_url: str,
+    broker: Any,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("BROKER_URL", "redis://127.0.0.1:1/0")  # the demo sends nothing
+    monkeypatch.setenv("BROKER_URL", redis_url)
+    broker.flush_all()
     assert await asyncio.to_thread(main, ["demo"]) == 0
     assert "Seeded the public workspace 'demo'" in capsys.readouterr().out
 
@@ -38,6 +43,7 @@ async def test_demo_seeds_a_chain_to_explore_anonymously(
         isSuperseded counters { jobsTotal completed failed canceled pending queued blocked
             recipesTotal recipesCompleted }
         metrics { node completed failed runDuration { avg { iso } } }
+        jobs(filter: {statuses: [FAILED]}) { edges { node { error { code category } } } }
         chain { title } } } } }""")  # anonymous: the demo workspace is public
     first, second = (e["node"] for e in data["batches"]["edges"])
     assert first["isSuperseded"] is True
@@ -57,11 +63,17 @@ async def test_demo_seeds_a_chain_to_explore_anonymously(
         ("thumbnail", 17, 0),
     ]
     assert first["metrics"][0]["runDuration"]["avg"]["iso"].startswith("PT")
-    # The failed part again: the 3 failed recipes, both nodes (resize failed, so its
-    # thumbnail was canceled).
+    # They really failed, on the fleet, the way builtin.simulate was asked to.
+    assert [e["node"]["error"] for e in first["jobs"]["edges"]] == [
+        {"code": "SOURCE_UNREADABLE", "category": "DOMAIN"}
+    ] * 3
+    # The failed part again, with the fixed revision: the 3 failed recipes, both nodes
+    # (resize failed, so its thumbnail was canceled) — and this time all complete.
     assert second["isSuperseded"] is False
     assert second["counters"]["recipesTotal"] == 3
-    assert (second["counters"]["queued"], second["counters"]["blocked"]) == (3, 3)
+    assert second["counters"]["recipesCompleted"] == 3
+    assert (second["counters"]["jobsTotal"], second["counters"]["completed"]) == (6, 6)
+    assert second["jobs"]["edges"] == []
     assert [b["title"] for b in second["chain"]] == [first["title"], second["title"]]
 
     assert await asyncio.to_thread(main, ["demo"]) == 0  # a second run adds nothing

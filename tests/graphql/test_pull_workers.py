@@ -19,7 +19,8 @@ from tests.graphql.conftest import Api
 
 REGISTER = """mutation($host: String!, $c: Int, $m: JSON) {
   registerWorker(input: {host: $host, concurrency: $c, metadata: $m}) { __typename
-    ... on WorkerRegistered { token worker { name kind isConnected } }
+    ... on WorkerRegistered { token tokenId worker { name kind isConnected tokenId
+      isTokenEnabled } }
     ... on ValidationFailed { violations { path } } } }"""
 CLAIM = """mutation($types: [String!], $running: [ID!]) {
   claimJob(taskTypes: $types, running: $running) { __typename
@@ -27,7 +28,7 @@ CLAIM = """mutation($types: [String!], $running: [ID!]) {
 COMPLETE = """mutation($job: ID!, $result: JSON!) { completeJob(job: $job, result: $result) {
   __typename ... on JobFinished { job { status result } }
   ... on Error { code message } ... on SchemaMismatch { violations { path } } } }"""
-FAIL = """mutation($job: ID!, $cat: String!) { failJob(job: $job, code: "NO_DISK",
+FAIL = """mutation($job: ID!, $cat: FailureCategory!) { failJob(job: $job, code: "NO_DISK",
   message: "disk full", category: $cat) { __typename ... on JobFinished { job { status attempt
   error { code category } } } ... on Error { code } } }"""
 
@@ -43,11 +44,15 @@ async def enabled_worker(api: Api, admin: str, host: str, **variables: Any) -> t
     name, token = found["worker"]["name"], found["token"]
     status, errors = await api.errors("mutation { workerHeartbeat { __typename } }", token=token)
     assert (status, errors[0]["extensions"]["code"]) == (401, "UNAUTHENTICATED")  # disabled
+    # What the admin needs is in the answer: the token's id, also on the worker.
+    token_id = found["tokenId"]
+    assert found["worker"]["tokenId"] == token_id
+    assert found["worker"]["isTokenEnabled"] is False
     tokens = await api.data(
         "{ tokens(first: 100) { edges { node { id owner enabled } } } }", token=admin
     )
-    [token_id] = [
-        e["node"]["id"] for e in tokens["tokens"]["edges"] if e["node"]["owner"] == f"worker {name}"
+    assert {"id": token_id, "owner": f"worker {name}", "enabled": False} in [
+        e["node"] for e in tokens["tokens"]["edges"]
     ]
     await api.data(
         """mutation($id: ID!) { setTokenEnabled(id: $id, enabled: true) {
@@ -55,6 +60,10 @@ async def enabled_worker(api: Api, admin: str, host: str, **variables: Any) -> t
         {"id": token_id},
         token=admin,
     )
+    shown = await api.data(
+        "query($n: String!) { worker(name: $n) { isTokenEnabled } }", {"n": name}, token=admin
+    )
+    assert shown["worker"] == {"isTokenEnabled": True}
     metadata = {**(variables.get("m") or {}), "load": 1}  # heartbeats carry it all
     beat = await api.data(
         """mutation($m: JSON) { workerHeartbeat(metadata: $m) { __typename
@@ -218,3 +227,114 @@ async def test_200_jobs_claimed_concurrently_by_4_workers_never_twice(
     assert len(every) == 200
     assert len(set(every)) == 200  # no job claimed twice
     assert sum(1 for c in claims if c) >= 2  # the work was shared
+
+
+@pytest.mark.parametrize("category", ["infrastructure", "CATASTROPHE", ""])
+async def test_fail_job_refuses_a_category_outside_the_enum(
+    api: Api, db: Database, admin: str, category: str
+) -> None:
+    """A lower-case "infrastructure" used to be stored as is and never retried."""
+    _, token = await enabled_worker(api, admin, "strict.example")
+    await make_batch(db, one_node("scan", 1))
+    claimed = (await api.data(CLAIM, {}, token=token))["claimJob"]["job"]
+    before = await row_counts(db)
+    status, errors = await api.errors(FAIL, {"job": claimed["id"], "cat": category}, token=token)
+    assert (status, errors[0]["extensions"]["code"]) == (400, "BAD_REQUEST")
+    assert "FailureCategory" in errors[0]["message"]
+    literal = f"""mutation {{ failJob(job: "{claimed["id"]}", code: "X", message: "x",
+        category: {category or '""'}) {{ __typename }} }}"""
+    status, errors = await api.errors(literal, token=token)
+    assert (status, errors[0]["extensions"]["code"]) == (400, "BAD_REQUEST")
+    assert await row_counts(db) == before
+    async with db.read_session() as s:
+        job = await s.get(Job, int(base64.b64decode(claimed["id"]).decode().split(":")[1]))
+    assert job is not None
+    assert (job.status, job.error_category) == (JobStatus.RUNNING, None)
+
+
+async def test_every_documented_category_is_accepted(api: Api, db: Database, admin: str) -> None:
+    found = await api.data('{ __type(name: "FailureCategory") { enumValues { name } } }')
+    names = {v["name"] for v in found["__type"]["enumValues"]}
+    assert names == {"DOMAIN", "INFRASTRUCTURE", "TIMEOUT", "WORKER_LOST", "CONFIGURATION"}
+    _, token = await enabled_worker(api, admin, "lenient.example", c=10)
+    await make_batch(db, one_node("other", len(names)))
+    for name in sorted(names):
+        claimed = (await api.data(CLAIM, {"types": ["other"]}, token=token))["claimJob"]["job"]
+        done = (await api.data(FAIL, {"job": claimed["id"], "cat": name}, token=token))["failJob"]
+        assert done["__typename"] == "JobFinished"
+        retried = name in {"INFRASTRUCTURE", "TIMEOUT", "WORKER_LOST"}
+        assert done["job"]["status"] == ("QUEUED" if retried else "FAILED"), name
+        assert done["job"]["error"] == (None if retried else {"code": "NO_DISK", "category": name})
+
+
+async def test_a_malformed_job_id_is_a_job_that_does_not_exist(
+    api: Api, db: Database, admin: str
+) -> None:
+    _, token = await enabled_worker(api, admin, "typo.example")
+    for bad in ("not-an-id", "", "Sm9iOng=", gid("Batch", 1)):
+        done = await api.data(COMPLETE, {"job": bad, "result": {"ok": 1}}, token=token)
+        assert done["completeJob"]["__typename"] == "NotFound", bad
+
+
+WAITING = """query($b: ID!) { batch(id: $b) { jobs { edges { node { node status
+  waitingReason } } } } }"""
+
+
+async def _reasons(api: Api, batch_id: int, token: str) -> list[tuple[str, str, str | None]]:
+    found = await api.data(WAITING, {"b": gid("Batch", batch_id)}, token=token)
+    return [
+        (e["node"]["node"], e["node"]["status"], e["node"]["waitingReason"])
+        for e in found["batch"]["jobs"]["edges"]
+    ]
+
+
+async def test_a_queued_job_says_when_no_connected_worker_can_take_it(
+    api: Api, db: Database, admin: str
+) -> None:
+    definition = {
+        "recipe": {
+            "nodes": [
+                {"name": "a", "taskType": "scan"},
+                {"name": "b", "taskType": "scan", "dependsOn": ["a"]},
+            ]
+        },
+        "inputs": [{}],
+    }
+    batch = await make_batch(db, definition)
+    assert await _reasons(api, batch.id, admin) == [
+        ("a", "QUEUED", "no connected worker offers this task type"),
+        ("b", "BLOCKED", "waiting for the jobs it depends on to complete"),
+    ]
+    # A worker that refuses this task type changes nothing...
+    await enabled_worker(api, admin, "denier.example", m={"tasks_denylist": ["scan"]})
+    assert (await _reasons(api, batch.id, admin))[0][2] == (
+        "no connected worker offers this task type"
+    )
+    # ...one that takes it (connected, token enabled) clears the reason.
+    await enabled_worker(api, admin, "taker.example")
+    assert (await _reasons(api, batch.id, admin))[0] == ("a", "QUEUED", None)
+
+
+async def test_a_fleet_job_says_when_no_fleet_worker_has_its_implementation(
+    api: Api, db: Database, admin: str
+) -> None:
+    from db.uow import UnitOfWork
+    from domain.workers import service as workers
+
+    await make_task_type(db, "echo", implementation="builtin.echo")
+    batch = await make_batch(db, one_node("echo", 1))
+    assert await _reasons(api, batch.id, admin) == [
+        ("n", "QUEUED", "no connected fleet worker has the implementation 'builtin.echo'")
+    ]
+    async with UnitOfWork(db.write_session) as uow:
+        await workers.register_fleet(
+            uow, host="fleet.example", concurrency=4, dynamic_metadata={"implementations": []}
+        )
+        await workers.register_fleet(
+            uow,
+            host="fleet.example",
+            concurrency=4,
+            dynamic_metadata={"implementations": ["builtin.echo"]},
+        )
+        await uow.commit()
+    assert await _reasons(api, batch.id, admin) == [("n", "QUEUED", None)]

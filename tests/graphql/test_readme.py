@@ -1,4 +1,9 @@
-"""The README walkthrough runs as written, top to bottom."""
+"""The README walkthrough runs as written, top to bottom — its jobs included.
+
+What the fleet does under `make run` (create a batch's recipes and jobs, run the jobs
+of built-in implementations) is done here by calling the same actors in-process;
+`batchgraph demo` runs for real, with a worker process of its own.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,20 @@ import asyncio
 import base64
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from graphql import parse, validate
+from sqlalchemy import select
 
+from db.enums import JobStatus
+from db.models import Job
 from db.session import Database
-from graphql_api.cli import main
-from tests.factories import make_token, run_creation
+from jobs import implementations, runtime
+from launcher.cli import main
+from tests.factories import RecordingDispatcher, make_token, run_creation
 from tests.graphql.conftest import Api
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -24,10 +34,14 @@ def walkthrough() -> list[tuple[str, str]]:
     blocks = re.findall(r"```graphql\n(.*?)```", README.read_text(), flags=re.S)
     named = []
     for block in blocks:
-        match = re.match(r"\s*(?:query|mutation)\s+(\w+)", block)
+        match = re.match(r"\s*(?:query|mutation|subscription)\s+(\w+)", block)
         assert match, f"every README operation is named: {block[:60]}"
         named.append((match.group(1), block))
     return named
+
+
+def db_id(global_id: str) -> int:
+    return int(base64.b64decode(global_id).decode().split(":")[1])
 
 
 @pytest.fixture(autouse=True)
@@ -39,30 +53,88 @@ def _restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
+@pytest.fixture
+async def fleet(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """The fleet's actors, in-process; builtin.simulate does not really wait."""
+    monkeypatch.setattr(implementations, "MAX_SIMULATE_SECONDS", 0.0)
+    runtime.configure(database_url)
+    runtime.use_dispatcher(RecordingDispatcher())
+    yield
+    runtime.use_dispatcher(None)
+    await runtime.dispose()
+
+
+async def run_fleet(db: Database, batch_id: int) -> None:
+    """Run the batch's queued fleet jobs until none is left (maxParallelJobs lets more in
+    as jobs complete), as `make run`'s worker does."""
+    from jobs.actors.run import run
+
+    for _ in range(20):
+        async with db.read_session() as s:
+            queued = list(
+                await s.scalars(
+                    select(Job.id).where(Job.batch_id == batch_id, Job.status == JobStatus.QUEUED)
+                )
+            )
+        if not queued:
+            return
+        for job_id in queued:
+            await run(job_id)
+    pytest.fail("the fleet did not drain the batch")
+
+
 async def test_readme_walkthrough_runs_as_written(
-    api: Api, db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+    api: Api,
+    db: Database,
+    database_url: str,
+    redis_url: str,
+    broker: Any,
+    fleet: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from graphql_api.schema import build_schema
+    from graphql_api.settings import Limits
+
     monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("BROKER_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("BROKER_URL", redis_url)
+    schema = build_schema(Limits.from_env())._schema
     _, admin = await make_token(db, owner="you")
     results: dict[str, dict[str, Any]] = {}
     variables: dict[str, Any] = {}
     for name, document in walkthrough():
+        assert validate(schema, parse(document)) == [], name
         wanted = {k: v for k, v in variables.items() if f"${k}" in document}
+        if document.lstrip().startswith("subscription"):
+            continue  # valid as written; subscriptions run in test_subscriptions/test_browser
+        if name == "EnableWorker":  # what `examples/pull_worker.py register` does
+            registered = await api.data(
+                """mutation { registerWorker(input: {host: "build1.example.org"}) {
+                ... on WorkerRegistered { tokenId } } }"""
+            )
+            wanted["tokenId"] = registered["registerWorker"]["tokenId"]
+        if name == "DemoChain":
+            broker.flush_all()  # the demo's worker must not pick up this test's messages
+            assert await asyncio.to_thread(main, ["demo"]) == 0
         results[name] = await api.data(document, wanted or None, token=admin)
         if name == "CreateTaskType":
             variables["taskType"] = results[name]["createTaskType"]["taskType"]["id"]
         if name == "CreateBatch":
-            batch = results[name]["createBatch"]["batch"]
-            variables["batch"] = batch["id"]
-            # What the worker does in the background under `make run`.
-            await run_creation(db, int(base64.b64decode(batch["id"]).decode().split(":")[1]))
-        if name == "ReprocessBatch":
-            await asyncio.to_thread(main, ["demo"])  # the demo block comes next
+            variables["batch"] = results[name]["createBatch"]["batch"]["id"]
+            # What the fleet does in the background under `make run`.
+            await run_creation(db, db_id(variables["batch"]))
+            await run_fleet(db, db_id(variables["batch"]))
+        if name == "ReprocessBatch":  # the next block cancels it while it runs
+            variables["batch"] = results[name]["reprocessBatch"]["batch"]["id"]
+            await run_creation(db, db_id(variables["batch"]))
+        if name == "CreateCaptionBatch":
+            variables["batch"] = results[name]["createBatch"]["batch"]["id"]
+            await run_creation(db, db_id(variables["batch"]))
 
     assert results["WhoAmI"]["viewer"] == {"authenticated": True, "owner": "you", "role": "ADMIN"}
     assert results["CreateWorkspace"]["createWorkspace"]["__typename"] == "WorkspaceCreated"
-    assert results["CreateTaskType"]["createTaskType"]["__typename"] == "TaskTypeCreated"
+    created = results["CreateTaskType"]["createTaskType"]
+    assert created["__typename"] == "TaskTypeCreated"
+    assert created["taskType"]["currentRevision"] == {"implementation": "builtin.simulate"}
     bad = results["BadTaskType"]["createTaskType"]
     assert bad["__typename"] == "ValidationFailed"
     assert {v["path"] for v in bad["violations"]} == {
@@ -75,6 +147,7 @@ async def test_readme_walkthrough_runs_as_written(
     assert {v["path"] for v in check["violations"]} == {"$.url", "$.width"}
     revision = results["NewRevision"]["createTaskTypeRevision"]["revision"]
     assert revision["taskType"]["latestRevision"] == 2
+    assert revision["implementation"] == "builtin.simulate"  # kept
     assert results["CheckIn"]["checkInTaskType"]["taskType"]["available"] is True
     listing = results["TaskTypes"]["taskTypes"]
     assert listing["totalCount"] == 1
@@ -88,24 +161,47 @@ async def test_readme_walkthrough_runs_as_written(
     assert [(e["name"], e["node"], e["inputIndex"]) for e in validation["errors"]] == [
         ("PARAMETERS_INVALID", "resize", 1)
     ]
-    assert results["CreateBatch"]["createBatch"]["validation"]["plannedJobs"] == 2
+    assert results["CreateBatch"]["createBatch"]["validation"]["plannedJobs"] == 4
+
+    # The walkthrough's jobs ran on the (in-process) fleet and completed.
     explored = results["ExploreBatch"]["batch"]
     assert explored["isCreationDone"] is True
-    assert explored["counters"]["queued"] == 2  # dispatched at creation
-    assert explored["jobs"]["edges"][0]["node"]["events"]["edges"][0]["node"]["toStatus"] == (
-        "PENDING"
-    )
+    assert explored["counters"]["completed"] == 4
+    jobs = [e["node"] for e in explored["jobs"]["edges"]]
+    assert {j["status"] for j in jobs} == {"COMPLETED"}
+    assert all(j["result"]["url"].startswith("https://img.example/") for j in jobs)
+    assert all(j["waitingReason"] is None for j in jobs)
+    assert [e["node"]["toStatus"] for e in jobs[0]["events"]["edges"]][-2:] == [
+        "RUNNING",
+        "COMPLETED",
+    ]
     assert results["EditBatch"]["editBatch"]["batch"] == {
         "title": "Resize March (urgent)",
         "priority": 50,
     }
     again = results["ReprocessBatch"]["reprocessBatch"]
     assert again["__typename"] == "BatchCreated"
-    assert again["batch"]["supersededBatch"] == {"id": variables["batch"]}
-    assert again["batch"]["rootBatch"] == {"id": variables["batch"]}
-    assert again["validation"]["plannedRecipes"] == 2
+    assert again["batch"]["rootBatch"] == again["batch"]["supersededBatch"]
+    assert again["validation"]["plannedRecipes"] == 4
     assert again["validation"]["previousBatch"] == {"isSuperseded": True}
-    assert results["CancelBatch"]["cancelBatch"]["canceledJobs"] == 2
-    demo_chain = results["DemoChain"]["batches"]["edges"]
-    assert [e["node"]["isSuperseded"] for e in demo_chain] == [True, False]
-    assert len(walkthrough()) == len(results)
+    canceled = results["CancelBatch"]["cancelBatch"]
+    assert canceled["canceledJobs"] == 4
+    assert canceled["batch"]["counters"] == {"completed": 0, "canceled": 4}
+
+    # The pull-worker path: the jobs wait, and say why.
+    word_count = results["CreateWordCount"]["createTaskType"]["taskType"]
+    assert word_count["currentRevision"] == {"implementation": "external"}
+    waiting = results["WhyWaiting"]["batch"]["jobs"]["edges"]
+    assert [(e["node"]["status"], e["node"]["waitingReason"]) for e in waiting] == [
+        ("QUEUED", "no connected worker offers this task type")
+    ] * 3
+    enabled = results["EnableWorker"]["setTokenEnabled"]
+    assert enabled == {
+        "__typename": "TokenUpdated",
+        "token": {"owner": "worker build1-example-org", "enabled": True},
+    }
+
+    demo_chain = [e["node"] for e in results["DemoChain"]["batches"]["edges"]]
+    assert [b["isSuperseded"] for b in demo_chain] == [True, False]
+    assert demo_chain[1]["counters"]["completed"] == demo_chain[1]["counters"]["jobsTotal"] > 0
+    assert len(walkthrough()) == len(results) + 1  # + the subscription

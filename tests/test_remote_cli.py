@@ -1,0 +1,117 @@
+"""The command line's thin GraphQL commands against a running server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+from collections.abc import Iterator
+
+import pytest
+from rich.cells import cell_len
+
+from db.enums import TokenRole
+from db.session import Database
+from launcher.cli import main
+from tests.factories import make_batch, make_task_type, make_token
+
+
+def gid(kind: str, pk: int) -> str:
+    return base64.b64encode(f"{kind}:{pk}".encode()).decode()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+async def cli_env(live_server: str, db: Database, monkeypatch: pytest.MonkeyPatch) -> str:
+    _, token = await make_token(db, role=TokenRole.ADMIN, owner="cli")
+    monkeypatch.setenv("BATCHGRAPH_URL", f"{live_server}/graphql")
+    monkeypatch.setenv("BATCHGRAPH_TOKEN", token)
+    monkeypatch.setenv("COLUMNS", "80")
+    return token
+
+
+async def run(*args: str) -> int:
+    return await asyncio.to_thread(main, list(args))
+
+
+async def test_batches_cancel_and_retry(
+    cli_env: str, db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await make_task_type(db, "scan")
+    batch = await make_batch(
+        db,
+        {"recipe": {"nodes": [{"name": "n", "taskType": "scan"}]}, "inputs": [{}, {}]},
+        title="nightly scan",
+    )
+    assert await run("batches") == 0
+    out = capsys.readouterr().out
+    assert max(cell_len(line) for line in out.splitlines()) <= 80
+    assert gid("Batch", batch.id) in out  # ids are never cut: the other commands take them
+    assert "nightly scan" in out
+    assert "running" in out
+    assert "0/2" in out
+
+    from sqlalchemy import select
+
+    from db.models import Job
+
+    async with db.read_session() as s:
+        first, second = list(
+            await s.scalars(select(Job.id).where(Job.batch_id == batch.id).order_by(Job.id))
+        )
+    assert await run("cancel", gid("Job", first), "--reason", "not needed") == 0
+    assert "is CANCELED" in capsys.readouterr().out
+    assert await run("retry", gid("Job", first)) == 0
+    assert "is QUEUED, attempt 2" in capsys.readouterr().out
+    assert await run("cancel", gid("Batch", batch.id)) == 0
+    assert "2 jobs canceled" in capsys.readouterr().out
+    assert await run("batches", "--workspace", "default") == 0
+    assert "canceled" in capsys.readouterr().out
+
+    # Refusals are one line with their code, exit code 2, no traceback.
+    assert await run("cancel", gid("Job", second)) == 2
+    err = capsys.readouterr().err
+    assert "INVALID_TRANSITION" in err
+    assert "Traceback" not in err
+    assert await run("cancel", "not-an-id") == 2
+    assert "NOT_FOUND" in capsys.readouterr().err
+    assert await run("retry", gid("Job", 999999)) == 2
+    assert "NOT_FOUND" in capsys.readouterr().err
+
+
+async def test_workers_lists_registered_workers(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from launcher.client import Client
+
+    url = os.environ["BATCHGRAPH_URL"]
+    registered = await asyncio.to_thread(
+        Client(url, None).call,
+        'mutation { registerWorker(input: {host: "cli.example"}) { __typename } }',
+    )
+    assert registered["registerWorker"]["__typename"] == "WorkerRegistered"
+    assert await run("workers", "--all") == 0
+    out = capsys.readouterr().out
+    assert max(cell_len(line) for line in out.splitlines()) <= 80
+    assert "cli-example" in out
+    assert "disabled" in out  # its token, until an admin enables it
+
+
+async def test_a_refused_token_is_one_line(
+    live_server: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BATCHGRAPH_URL", f"{live_server}/graphql")
+    monkeypatch.setenv("BATCHGRAPH_TOKEN", "bg_not-a-token")
+    assert await run("workers") == 2
+    err = capsys.readouterr().err
+    assert "UNAUTHENTICATED" in err
+    assert "bg_not-a-token" not in err
