@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import inspect
+from typing import Annotated
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
-from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions import ParserCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -15,6 +17,7 @@ from graphql_api.auth.mutations import AuthMutations
 from graphql_api.auth.queries import AuthQueries
 from graphql_api.batches.mutations import BatchMutations
 from graphql_api.batches.queries import BatchQueries
+from graphql_api.context import Info
 from graphql_api.extensions import request_policy
 from graphql_api.jobs.mutations import JobMutations
 from graphql_api.jobs.queries import JobQueries
@@ -39,7 +42,20 @@ class Query(
     JobQueries,
     WorkerQueries,
 ):
-    node: relay.Node | None = relay.node(description="Any object by its global id.")
+    @strawberry.field(
+        description="Any object by its global id; null if there is none (of a known type)."
+    )
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[relay.GlobalID, strawberry.argument(description="The ID of the object.")],
+    ) -> relay.Node | None:
+        try:
+            node_type = id.resolve_type(info)  # a type name this schema does not have: none
+        except relay.GlobalIDValueError:
+            return None
+        found = node_type.resolve_node(id.node_id, info=info, required=False)
+        return await found if inspect.isawaitable(found) else found
 
 
 @strawberry.type
@@ -79,10 +95,10 @@ def build_schema(limits: Limits) -> strawberry.Schema:
             relay_max_results=limits.max_page_size,
         ),
         extensions=[
-            functools.partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
-            functools.partial(ParserCache, maxsize=1024),
-            functools.partial(ValidationCache, maxsize=1024),
+            # The policy first: it sets the parser's limits, then gates validation
+            # (bounded, cached) and execution (cost, budget); see extensions.py.
             request_policy(limits),
+            functools.partial(ParserCache, maxsize=1024),
         ],
     )
 
