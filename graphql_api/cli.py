@@ -14,8 +14,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import uvicorn
-
 from db.config import InfraConfig
 from db.enums import TokenRole
 from db.session import connect
@@ -47,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from graphql_api.app import create_app
+    from graphql_api.server import draining_server
     from jobs.broker import build_broker
     from jobs.dispatch import DramatiqDispatcher
 
@@ -68,15 +67,13 @@ def _serve(args: argparse.Namespace) -> int:
         dispatcher = DramatiqDispatcher(build_broker(infra.broker_url))
         app = create_app(
             settings=settings,
-            db=connect(infra.database_url),
+            db=connect(infra.database_url, **settings.pool_options()),
             dispatcher=dispatcher,
             on_shutdown=dispatcher.close,
         )
         print(f"GraphiQL at http://{host}:{port}/graphql", flush=True)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app, host=host, port=port, log_config=None, lifespan="on", ws="websockets-sansio"
-            )
+        server = draining_server(
+            app, drain=app.state.drain, settings=settings, host=host, port=port
         )
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, restores the handlers it
         # found, then raises the signal again: make SIGTERM (process managers) end

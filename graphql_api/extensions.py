@@ -57,7 +57,7 @@ def _validate(execution_context: Any, limits: Limits) -> _Outcome:
         check_shape(document, limits)
         errors = validate_document(execution_context.schema._schema, document, rules)
     except ShapeError as exc:
-        errors = [ApiError(ErrorCode.LIMIT_EXCEEDED, exc.message, limit=exc.what)]
+        errors = [ApiError(exc.code, exc.message, limit=exc.what)]
     if execution_context.query:
         _validated[key] = errors
         while len(_validated) > VALIDATION_CACHE_SIZE:

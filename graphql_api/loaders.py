@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import TypeVar
 
@@ -22,6 +23,20 @@ G = TypeVar("G", bound=Hashable)
 
 # (batch id, first, filter) → the first page of that batch's jobs
 JobsPageKey = tuple[int, int, JobFilter]
+
+
+class SharedLoader(DataLoader[K, V]):
+    """A DataLoader whose futures survive one awaiter being cancelled.
+
+    Several fields await the same cached future. When graphql-core gives up on a
+    branch (a sibling failed in a non-null position) it cancels that branch's tasks,
+    and cancelling a task that awaits a bare future cancels the future itself: the
+    other branches then got a CancelledError that escaped the error policy as a
+    plain-text 500. Each awaiter gets its own shield instead.
+    """
+
+    def load(self, key: K) -> Awaitable[V]:
+        return asyncio.shield(super().load(key))
 
 
 class Loaders:
@@ -113,7 +128,7 @@ class Loaders:
             async with self._db.read_session() as session:
                 return await fetch(session, keys)
 
-        return DataLoader(load_fn=load)
+        return SharedLoader(load_fn=load)
 
     def _grouped(
         self,
@@ -134,4 +149,4 @@ class Loaders:
                         found[key] = value
             return [found[key] for key in keys]
 
-        return DataLoader(load_fn=load)
+        return SharedLoader(load_fn=load)

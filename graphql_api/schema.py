@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from datetime import datetime
 from typing import Annotated
 
 import strawberry
@@ -22,6 +23,7 @@ from graphql_api.extensions import request_policy
 from graphql_api.jobs.mutations import JobMutations
 from graphql_api.jobs.queries import JobQueries
 from graphql_api.meta.queries import MetaQueries
+from graphql_api.scalars import DateTime
 from graphql_api.settings import Limits
 from graphql_api.subscriptions import Subscription
 from graphql_api.tasktypes.mutations import TaskTypeMutations
@@ -94,6 +96,7 @@ def build_schema(limits: Limits) -> strawberry.Schema:
             batching_config={"max_operations": limits.max_batch_operations},
             relay_max_results=limits.max_page_size,
         ),
+        scalar_overrides={datetime: DateTime},
         extensions=[
             # The policy first: it sets the parser's limits, then gates validation
             # (bounded, cached) and execution (cost, budget); see extensions.py.

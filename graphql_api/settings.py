@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 
 def _int(name: str, default: int) -> int:
@@ -123,6 +124,14 @@ class ApiSettings:
     shutdown_seconds: float = 10.0
     # An open subscription re-checks its token at most this often (per process).
     token_recheck_seconds: float = 5.0
+
+    def pool_options(self) -> dict[str, Any]:
+        """Keyword arguments for db.session.connect."""
+        return {
+            "pool_size": self.db_pool_size,
+            "max_overflow": self.db_max_overflow,
+            "pool_timeout": self.db_pool_timeout_seconds,
+        }
 
     @classmethod
     def from_env(cls) -> ApiSettings:

@@ -19,26 +19,37 @@ runs, documents whose shape would make validation or execution expensive:
 
 A fragment spread twice in one selection set counts once, as execution merges
 it once. Unknown or cyclic fragments count as empty: validation reports them.
+
+Number literals are refused here too when Python or PostgreSQL could not take
+them: integers longer than 100 digits, floats that overflow (``1e400``).
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from graphql import (
     DocumentNode,
     FieldNode,
+    FloatValueNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     InlineFragmentNode,
+    IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    Visitor,
+    visit,
 )
 
+from domain.errors import ErrorCode
 from graphql_api.settings import Limits
 
 MAX_FRAGMENT_NESTING = 32
+MAX_NUMBER_DIGITS = 100
 
 
 @dataclass(slots=True)
@@ -52,12 +63,13 @@ class _Level:
 
 
 class ShapeError(Exception):
-    """The document's shape is over a limit: ``what`` names the limit."""
+    """The document's shape is over a limit (``what`` names it), or a literal is unusable."""
 
-    def __init__(self, what: str, message: str) -> None:
+    def __init__(self, what: str, message: str, code: ErrorCode = ErrorCode.LIMIT_EXCEEDED):
         super().__init__(message)
         self.what = what
         self.message = message
+        self.code = code
 
 
 class _Walker:
@@ -174,6 +186,21 @@ def _spreads_in(selection_set: SelectionSetNode) -> set[str]:
     return found
 
 
+class _Numbers(Visitor):
+    """Number literals Python or PostgreSQL could not take (graphql-core's visit is
+    iterative, so literals nested as deep as the parser allows are fine)."""
+
+    def enter_int_value(self, node: IntValueNode, *_: Any) -> None:
+        if len(node.value.lstrip("-")) > MAX_NUMBER_DIGITS:
+            raise ShapeError("numbers", f"Integers may have at most {MAX_NUMBER_DIGITS} digits")
+
+    def enter_float_value(self, node: FloatValueNode, *_: Any) -> None:
+        if len(node.value) > MAX_NUMBER_DIGITS * 2 or math.isinf(float(node.value)):
+            raise ShapeError(
+                "numbers", f"The number {node.value[:40]} is too large", ErrorCode.BAD_REQUEST
+            )
+
+
 def check_shape(document: DocumentNode, limits: Limits) -> None:
     """Raise ShapeError when a limit is exceeded. Linear in the size of the document
     (each fragment is measured once, after the fragments it spreads)."""
@@ -187,3 +214,4 @@ def check_shape(document: DocumentNode, limits: Limits) -> None:
             and walker.level(definition.selection_set).depth > limits.max_depth
         ):
             raise ShapeError("depth", f"The query exceeds the maximum depth of {limits.max_depth}")
+    visit(document, _Numbers())

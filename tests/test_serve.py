@@ -29,7 +29,7 @@ def _free_port() -> int:
 
 def _env(home: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL")}
-    env.update(BATCHGRAPH_HOME=str(home), BATCHGRAPH_PORT=str(port))
+    env.update(BATCHGRAPH_HOME=str(home), BATCHGRAPH_PORT=str(port), BATCHGRAPH_DRAIN_SECONDS="0.5")
     return env
 
 
@@ -150,7 +150,7 @@ def test_serve_and_worker_share_embedded_services_and_stop_cleanly(tmp_path: Pat
         assert f"GraphiQL at {base}/graphql" in log
         secret = next(w for w in log.split() if w.startswith("bg_"))
         who = _get(f"{base}/graphql", {"query": "{ viewer { role } }"}, token=secret)
-        assert who == {"data": {"viewer": {"role": "ADMIN"}}}
+        assert who["data"] == {"viewer": {"role": "ADMIN"}}
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()
         # Every fleet worker process registered (serve's 1 + the extra worker's 1),
         # named after the host with suffixes, and heartbeats its metadata.
@@ -195,7 +195,7 @@ def test_serve_and_worker_share_embedded_services_and_stop_cleanly(tmp_path: Pat
         assert len(stopped) == 2
         assert all(w["disconnectedAt"] and not w["lostAt"] for w in stopped)
         who = _get(f"{base}/graphql", {"query": "{ viewer { role } }"}, token=secret)
-        assert who == {"data": {"viewer": {"role": "ADMIN"}}}
+        assert who["data"] == {"viewer": {"role": "ADMIN"}}
     finally:
         # A process manager stops it with SIGTERM: its worker must stop too.
         assert _stop(again, signal.SIGTERM) == 0

@@ -167,7 +167,7 @@ async def test_graphiql_runs_queries_in_a_real_browser(live_server: str, db: Dat
                 page, "{ viewer { authenticated } }", '"authenticated": false'
             )
             assert "authorization" not in headers
-            assert result == {"data": {"viewer": {"authenticated": False}}}
+            assert result["data"] == {"viewer": {"authenticated": False}}
 
             # With a token typed into the Headers editor.
             await _type_into(
