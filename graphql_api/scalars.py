@@ -29,7 +29,6 @@ def _parse_datetime(value: object) -> datetime:
 
 
 DateTime = strawberry.scalar(
-    datetime,
     name="DateTime",
     description="An ISO-8601 date and time with a UTC offset (`2030-01-01T00:00:00Z`);"
     " one without an offset is refused.",

@@ -95,8 +95,8 @@ def build_schema(limits: Limits) -> strawberry.Schema:
         config=StrawberryConfig(
             batching_config={"max_operations": limits.max_batch_operations},
             relay_max_results=limits.max_page_size,
+            scalar_map={datetime: DateTime},
         ),
-        scalar_overrides={datetime: DateTime},
         extensions=[
             # The policy first: it sets the parser's limits, then gates validation
             # (bounded, cached) and execution (cost, budget); see extensions.py.

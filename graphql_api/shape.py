@@ -192,7 +192,11 @@ class _Numbers(Visitor):
 
     def enter_int_value(self, node: IntValueNode, *_: Any) -> None:
         if len(node.value.lstrip("-")) > MAX_NUMBER_DIGITS:
-            raise ShapeError("numbers", f"Integers may have at most {MAX_NUMBER_DIGITS} digits")
+            raise ShapeError(
+                "numbers",
+                f"Integers may have at most {MAX_NUMBER_DIGITS} digits",
+                ErrorCode.BAD_REQUEST,
+            )
 
     def enter_float_value(self, node: FloatValueNode, *_: Any) -> None:
         if len(node.value) > MAX_NUMBER_DIGITS * 2 or math.isinf(float(node.value)):
