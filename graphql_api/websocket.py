@@ -20,6 +20,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from graphql import GraphQLError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -59,6 +60,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().handle_message(message)
 
     async def _send_result_stream(self, operation: Operation[Context, None], source: Any) -> None:
+        try:
+            await self._send_results(operation, source)
+        except GraphQLError as error:
+            # Raised by the parser hooks (ParserCache parses in its hook, outside
+            # strawberry's own try): the token limit, a syntax error.
+            await operation.send_initial_errors([present(error, self.context.request_id)])
+
+    async def _send_results(self, operation: Operation[Context, None], source: Any) -> None:
         first = True
         async for result in source:
             if result.errors:
