@@ -99,7 +99,7 @@ async def test_a_pinned_process_still_exits_within_the_window(
     server: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
     base, process = server
-    spinning = subprocess.Popen(  # a client in another process: ours must not block
+    spinning = subprocess.Popen(  # noqa: ASYNC220 - a client in another process, not awaited
         [sys.executable, "-c", f"import httpx; httpx.get('{base}/spin', timeout=200)"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
