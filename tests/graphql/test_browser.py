@@ -177,10 +177,8 @@ async def test_graphiql_runs_queries_in_a_real_browser(live_server: str, db: Dat
                 page, "{ viewer { authenticated owner role } }", "browser-user"
             )
             assert headers.get("authorization") == f"Bearer {secret}"
-            assert result == {
-                "data": {
-                    "viewer": {"authenticated": True, "owner": "browser-user", "role": "READER"}
-                }
+            assert result["data"] == {
+                "viewer": {"authenticated": True, "owner": "browser-user", "role": "READER"}
             }
 
             # A subscription through GraphiQL: the page's websocket carries the token
