@@ -190,8 +190,8 @@ async def test_graphiql_runs_queries_in_a_real_browser(live_server: str, db: Dat
                 '"queued": 1',
                 expect_post=False,
             )
-            assert result == {
-                "data": {"batchProgress": {"isCreationDone": True, "counters": {"queued": 1}}}
+            assert result["data"] == {
+                "batchProgress": {"isCreationDone": True, "counters": {"queued": 1}}
             }
 
             assert requested, "the page made no requests at all"
