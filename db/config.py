@@ -87,6 +87,58 @@ class Settings(BaseSettings):
     )
     # Room for a batch of 100,000 input items of ~150 bytes each.
     max_body_bytes: int = Field(default=16 * 1_048_576, ge=1024, description="request body")
+    max_query_chars: int = Field(
+        default=100_000, ge=100, description="characters of the document (comments included)"
+    )
+    max_cost: int = Field(
+        default=20_000,
+        ge=1,
+        description="objects an answer may hold, computed before execution (the cost rule)",
+    )
+    max_duplicate_fields: int = Field(
+        default=20, ge=1, description="times one response key is selected in one selection set"
+    )
+    max_fragment_spreads: int = Field(
+        default=30, ge=1, description="distinct fragments spread into one selection set"
+    )
+    max_json_depth: int = Field(
+        default=64, ge=2, description="nesting of JSON values (objects and arrays) in variables"
+    )
+    max_subscriptions_per_connection: int = Field(
+        default=100, ge=1, description="open operations on one websocket connection"
+    )
+    rate_limit_enabled: bool = Field(
+        default=True, description="false switches the per-token points budget off"
+    )
+    rate_limit_points: int = Field(
+        default=10_000,
+        ge=1,
+        description="points per minute per token (per client address when anonymous); a"
+        " request costs max(1, ceil(cost / 100)); per process",
+    )
+    db_pool_size: int = Field(default=10, ge=1, description="database connections per process")
+    db_max_overflow: int = Field(
+        default=10, ge=0, description="extra connections a process may open under load"
+    )
+    db_pool_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="how long a request waits for a connection before 503 UNAVAILABLE",
+    )
+    drain_seconds: float = Field(
+        default=5.0, ge=0, description="SIGTERM: /readyz answers 503 this long while serving"
+    )
+    shutdown_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="then in-flight requests get this long; what still runs is abandoned",
+    )
+    token_recheck_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=5,
+        description="an open subscription re-checks its token at most this often",
+    )
     docs_url: str = Field(
         default="https://example.invalid/batchgraph/docs", description="shown by apiMetadata"
     )

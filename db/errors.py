@@ -1,5 +1,7 @@
 """Database-level failures translated into something the domain can act on."""
 
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
 
 class DuplicateKeyError(Exception):
     """A unique constraint refused a row (a concurrent writer got there first)."""
@@ -7,3 +9,8 @@ class DuplicateKeyError(Exception):
 
 class InvalidCursorError(ValueError):
     """A page cursor that does not fit the list it was given to."""
+
+
+def is_pool_timeout(exc: BaseException) -> bool:
+    """No pooled connection became free within the pool timeout (the pool is exhausted)."""
+    return isinstance(exc, PoolTimeoutError)

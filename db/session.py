@@ -24,11 +24,16 @@ class Database:
         await self.engine.dispose()
 
 
-def connect(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Database:
+def connect(
+    url: str, *, pool_size: int = 10, max_overflow: int = 10, pool_timeout: float = 30.0
+) -> Database:
+    """``pool_timeout``: how long a checkout waits for a free connection before
+    sqlalchemy.exc.TimeoutError (the API answers that 503 UNAVAILABLE)."""
     engine = create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
         # No pre-ping: it costs a round trip per checkout. After a database restart
         # the first failing statement invalidates the whole pool instead.
         pool_recycle=1800,

@@ -18,6 +18,8 @@ class ErrorCode(StrEnum):
     SCHEMA_MISMATCH = "SCHEMA_MISMATCH"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     BAD_REQUEST = "BAD_REQUEST"
+    RATE_LIMITED = "RATE_LIMITED"
+    UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
 
 
@@ -80,6 +82,20 @@ class ForbiddenError(DomainError):
 
 class LimitExceededError(DomainError):
     code = ErrorCode.LIMIT_EXCEEDED
+    cross_cutting = True
+
+
+class RateLimitedError(DomainError):
+    """The caller spent its budget of points for now."""
+
+    code = ErrorCode.RATE_LIMITED
+    cross_cutting = True
+
+
+class UnavailableError(DomainError):
+    """The service cannot take the request now (e.g. no database connection in time)."""
+
+    code = ErrorCode.UNAVAILABLE
     cross_cutting = True
 
 

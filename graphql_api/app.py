@@ -31,6 +31,7 @@ from graphql_api.bodylimit import BodyLimitMiddleware
 from graphql_api.graphiql import ASSETS_DIR, ASSETS_PATH
 from graphql_api.requestid import RequestIdMiddleware
 from graphql_api.schema import build_schema
+from graphql_api.server import Drain
 from graphql_api.settings import ApiSettings
 from graphql_api.view import BatchgraphGraphQL
 
@@ -46,6 +47,7 @@ def create_app(
     on_shutdown: Callable[[], None] | None = None,
 ) -> Starlette:
     events = EventBus(db.engine)
+    drain = Drain()  # started by the server on SIGTERM (graphql_api.server)
     view = BatchgraphGraphQL(
         schema=build_schema(settings.limits),
         events=events,
@@ -62,6 +64,8 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
+        if drain.active:
+            return JSONResponse({"status": "draining"}, status_code=503)
         problems = await readiness_problems(db, dispatcher)
         if problems:
             return JSONResponse({"status": "unavailable", **problems}, status_code=503)
@@ -91,7 +95,7 @@ def create_app(
             if on_shutdown is not None:
                 on_shutdown()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", home),
             Route("/graphql", view, methods=["GET", "POST"]),
@@ -113,6 +117,8 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+    app.state.drain = drain
+    return app
 
 
 async def run_periodic(db: Database, dispatcher: Dispatcher, stop: asyncio.Event) -> None:

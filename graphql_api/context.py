@@ -26,6 +26,7 @@ from db.uow import UnitOfWork
 from domain.auth.rules import Actor
 from domain.ports import Dispatcher
 from graphql_api.loaders import Loaders
+from graphql_api.ratelimit import Budgets
 from graphql_api.settings import ApiSettings
 
 
@@ -53,6 +54,7 @@ class Context:
     request: Request | WebSocket | None = None
     response: Response | WebSocket | None = None
     connection_params: dict[str, Any] | None = None
+    budgets: Budgets | None = None  # None: no rate limit
     _extra: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self) -> UnitOfWork:

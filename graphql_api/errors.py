@@ -17,9 +17,10 @@ import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
 from starlette.responses import JSONResponse
 
-from db.errors import InvalidCursorError
+from db.errors import InvalidCursorError, is_pool_timeout
 from domain.errors import DomainError, SchemaMismatchError, ValidationFailedError
 from domain.errors import ErrorCode as DomainErrorCode
+from graphql_api.requestid import current_request_id
 
 log = logging.getLogger("batchgraph.errors")
 
@@ -39,6 +40,8 @@ HTTP_STATUS: dict[DomainErrorCode, int] = {
     DomainErrorCode.NOT_FOUND: 404,
     DomainErrorCode.CONFLICT: 409,
     DomainErrorCode.INVALID_TRANSITION: 409,
+    DomainErrorCode.RATE_LIMITED: 429,
+    DomainErrorCode.UNAVAILABLE: 503,
     DomainErrorCode.INTERNAL: 500,
 }
 
@@ -69,8 +72,8 @@ def status_for(code: str | None) -> int:
 class ApiError(GraphQLError):
     """A top-level error raised by the API layer itself, with its code."""
 
-    def __init__(self, code: DomainErrorCode, message: str) -> None:
-        super().__init__(message, extensions={"code": code.value})
+    def __init__(self, code: DomainErrorCode, message: str, **extensions: Any) -> None:
+        super().__init__(message, extensions={"code": code.value, **extensions})
 
 
 def top_level(exc: DomainError) -> ApiError:
@@ -152,13 +155,18 @@ def classify(error: GraphQLError) -> tuple[DomainErrorCode, bool]:
         return original.code, True
     if isinstance(original, InvalidCursorError):
         return DomainErrorCode.BAD_REQUEST, True
+    if original is not None and is_pool_timeout(original):
+        return DomainErrorCode.UNAVAILABLE, True
     code = (error.extensions or {}).get("code")
     if code is not None:
-        return DomainErrorCode(code), True
+        try:
+            return DomainErrorCode(code), True
+        except ValueError:
+            return DomainErrorCode.INTERNAL, False
     if original is None or isinstance(original, GraphQLError):
         syntax = isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError)
-        if syntax and "tokens" in error.message and "Parsing aborted" in error.message:
-            # MaxTokensLimiter stops the parser with a syntax error.
+        if syntax and "Parsing aborted" in error.message:
+            # graphql-core's parser limits (tokens, comments, length, nesting) stop it so.
             return DomainErrorCode.LIMIT_EXCEEDED, True
         return DomainErrorCode.BAD_REQUEST, True
     return DomainErrorCode.INTERNAL, False
@@ -169,9 +177,18 @@ def present(error: GraphQLError, request_id: str) -> GraphQLError:
     code, expected = classify(error)
     if expected:
         message = error.message
+        if code is DomainErrorCode.UNAVAILABLE:
+            message = "The service is busy; retry shortly"
+            log.warning(
+                "unavailable in %s (request %s): %r", error.path, request_id, error.original_error
+            )
         if isinstance(error.original_error, DomainError):
             message = error.original_error.message
-        extensions: dict[str, Any] = {**(error.extensions or {}), "code": code.value}
+        extensions: dict[str, Any] = {
+            **(error.extensions or {}),
+            "code": code.value,
+            "requestId": request_id,
+        }
         return GraphQLError(
             message,
             nodes=error.nodes,
@@ -196,11 +213,14 @@ def present(error: GraphQLError, request_id: str) -> GraphQLError:
     )
 
 
-def error_response(status: int, code: DomainErrorCode, message: str) -> JSONResponse:
+def error_response(
+    status: int, code: DomainErrorCode, message: str, *, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """A GraphQL-shaped error for requests refused before execution."""
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    all_headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
+    extensions = {"code": code.value, "requestId": current_request_id()}
     return JSONResponse(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": code.value}}]},
+        {"data": None, "errors": [{"message": message, "extensions": extensions}]},
         status_code=status,
-        headers=headers,
+        headers=all_headers,
     )

@@ -1,70 +1,93 @@
-"""Schema extensions: limits and the error policy, set up once per process."""
+"""The request policy, one schema extension set up once per process.
+
+Every operation, over HTTP or a websocket, passes the same gates in order:
+
+1. parse, bounded: at most ``max_query_chars`` characters, ``max_tokens`` tokens
+   and as many comments (graphql-core's parser limits);
+2. shape (graphql_api.shape): depth, aliases, duplicate fields, fragment spreads,
+   measured in one memoized pass *before* validation, so no document can make
+   validation expensive; then validation, cached per document text;
+3. cost (graphql_api.cost), from the document and the variables, before
+   execution: over ``max_cost`` it is refused; otherwise its points are taken
+   from the caller's budget (graphql_api.ratelimit), or it is refused with
+   RATE_LIMITED;
+4. every error of the result is put in its client form (coded; unexpected ones
+   masked and logged).
+
+Refusals happen before any resolver runs, so they cost no SQL.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from graphql import ASTValidationRule, GraphQLError, ValidationContext
+from graphql import ASTValidationRule, GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
-from strawberry.extensions.max_aliases import create_validator as alias_validator
-from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
+from strawberry.schema.schema import validate_document
+from strawberry.types.graphql import OperationType
 
 from domain.errors import ErrorCode
-from graphql_api.errors import present
+from graphql_api.cost import LIST_SIZES, introspection_sizes, operation_cost
+from graphql_api.errors import ApiError, present
+from graphql_api.ratelimit import Spent, identity, points
 from graphql_api.settings import Limits
+from graphql_api.shape import ShapeError, check_shape
+
+VALIDATION_CACHE_SIZE = 1024
+_Outcome = list[GraphQLError]
+_validated: OrderedDict[tuple[str, tuple[type[ASTValidationRule], ...]], _Outcome] = OrderedDict()
 
 
-class _CodingContext:
-    """A validation context whose reported errors carry ``code = LIMIT_EXCEEDED``.
-
-    Strawberry's limiters report through the context they are given, not
-    through ``report_error`` on the rule, so the context is what gets wrapped.
-    """
-
-    def __init__(self, inner: ValidationContext) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def report_error(self, error: GraphQLError) -> None:
-        error.extensions = {**(error.extensions or {}), "code": ErrorCode.LIMIT_EXCEEDED.value}
-        self._inner.report_error(error)
-
-
-def _coded(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
-    class Coded(rule):  # type: ignore[valid-type,misc]
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(_CodingContext(context))
-
-    Coded.__name__ = f"Coded{rule.__name__}"
-    return Coded
-
-
-def limit_rules(limits: Limits) -> tuple[type[ASTValidationRule], ...]:
-    """Built once: a new rule class per request would defeat the validation cache."""
-    return (
-        _coded(depth_validator(limits.max_depth, None, None)),
-        _coded(alias_validator(limits.max_aliases)),
-    )
+def _validate(execution_context: Any, limits: Limits) -> _Outcome:
+    """Shape first (cheap, bounded), then graphql-core's rules; cached per document text."""
+    rules: tuple[type[ASTValidationRule], ...] = tuple(execution_context.validation_rules)
+    key = (execution_context.query or "", rules)
+    found = _validated.get(key)
+    if found is not None:
+        _validated.move_to_end(key)
+        return found
+    document = execution_context.graphql_document
+    try:
+        check_shape(document, limits)
+        errors = validate_document(execution_context.schema._schema, document, rules)
+    except ShapeError as exc:
+        errors = [ApiError(exc.code, exc.message, limit=exc.what)]
+    if execution_context.query:
+        _validated[key] = errors
+        while len(_validated) > VALIDATION_CACHE_SIZE:
+            _validated.popitem(last=False)
+    return errors
 
 
 class RequestPolicy(SchemaExtension):
-    """Adds the limit rules (and, when switched off, the no-introspection rule), and
-    turns every error in the result into its client form: coded, unexpected ones masked."""
+    limits: Limits = Limits()
+    _list_sizes: dict[str, int] | None = None
 
-    rules: tuple[type[ASTValidationRule], ...] = ()
+    def __init__(self) -> None:
+        self.cost: int | None = None
+        self.spent: Spent | None = None
 
-    def on_operation(self) -> Iterator[None]:
+    async def on_operation(self) -> AsyncIterator[None]:
         ctx = self.execution_context
-        rules = ctx.validation_rules + self.rules
+        limits = self.limits
+        options: dict[str, Any] = ctx.parse_options  # type: ignore[assignment]
+        options.update(
+            max_lexical_tokens=limits.max_tokens,
+            max_comments=limits.max_tokens,
+            max_source_length=limits.max_query_chars,
+        )
         context: Any = ctx.context
         if context is not None and not context.settings.introspection:
-            rules = (*rules, NoSchemaIntrospectionCustomRule)
-        ctx.validation_rules = rules
+            ctx.validation_rules = (*ctx.validation_rules, NoSchemaIntrospectionCustomRule)
         yield
+        if self.spent is None:  # refused before execution: that costs a point too
+            await self._spend(1)
         result = ctx.result
         request_id = getattr(context, "request_id", "-")
         if result is not None and result.errors:
@@ -72,7 +95,90 @@ class RequestPolicy(SchemaExtension):
         if ctx.pre_execution_errors:
             ctx.pre_execution_errors = [present(e, request_id) for e in ctx.pre_execution_errors]
 
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        request = getattr(ctx.context, "request", None)
+        if ctx.operation_type is OperationType.SUBSCRIPTION and not isinstance(request, WebSocket):
+            ctx.pre_execution_errors = [
+                ApiError(
+                    ErrorCode.BAD_REQUEST,
+                    "Subscriptions are served over websockets (graphql-transport-ws) only",
+                )
+            ]
+        else:
+            ctx.pre_execution_errors = _validate(ctx, self.limits)
+        yield
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        ctx = self.execution_context
+        assert ctx.graphql_document is not None
+        self.cost = operation_cost(
+            ctx.schema._schema,
+            ctx.graphql_document,
+            operation_name=ctx.operation_name,
+            variables=ctx.variables,
+            default_page_size=self.limits.default_page_size,
+            list_sizes=self._sizes(),
+        )
+        context: Any = ctx.context
+        earlier = 0
+        if context is not None and isinstance(context.request, Request):
+            # The operations of one batched HTTP request share one maximum.
+            earlier = context._extra.get("cost", 0)
+            context._extra["cost"] = earlier + self.cost
+        if earlier + self.cost > self.limits.max_cost:
+            await self._spend(1)
+            whole = f" ({earlier} by this request's earlier operations)" if earlier else ""
+            raise ApiError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"This operation may return {self.cost} objects{whole}; at most"
+                f" {self.limits.max_cost} per request (ask for smaller pages)",
+                cost={"requested": earlier + self.cost, "maximum": self.limits.max_cost},
+            )
+        spent = await self._spend(points(self.cost))
+        if spent is not None and not spent.allowed:
+            raise ApiError(
+                ErrorCode.RATE_LIMITED,
+                f"The budget of {spent.limit} points per minute is spent; this operation"
+                f" costs {points(self.cost)}. Retry in {spent.reset_seconds} s",
+                cost={"requested": self.cost, "points": points(self.cost)},
+                retryAfter=spent.reset_seconds,
+            )
+        yield
+
+    def _sizes(self) -> dict[str, int]:
+        cls = type(self)
+        if cls._list_sizes is None:  # the schema's own figures, once per process
+            cls._list_sizes = {
+                **LIST_SIZES,
+                **introspection_sizes(self.execution_context.schema._schema),
+            }
+        return cls._list_sizes
+
+    def get_results(self) -> dict[str, Any]:
+        """``extensions.cost`` of every answered operation."""
+        if self.cost is None:
+            return {}
+        found: dict[str, Any] = {"requested": self.cost, "maximum": self.limits.max_cost}
+        if self.spent is not None and self.spent.limit:
+            found["points"] = points(self.cost)
+            found["pointsRemaining"] = self.spent.remaining
+        return {"cost": found}
+
+    async def _spend(self, amount: int) -> Spent | None:
+        context: Any = self.execution_context.context
+        budgets = getattr(context, "budgets", None)
+        if budgets is None:
+            self.spent = Spent(allowed=True, limit=0, remaining=0, reset_seconds=0)
+            return None
+        self.spent = await budgets.spend(identity(context.actor, context.request), amount)
+        response = getattr(context, "response", None)
+        if isinstance(response, Response):
+            for name, value in self.spent.headers().items():
+                response.headers[name] = value
+        return self.spent
+
 
 def request_policy(limits: Limits) -> type[RequestPolicy]:
-    rules = limit_rules(limits)
-    return type("BoundRequestPolicy", (RequestPolicy,), {"rules": rules})
+    """The policy bound to this process's limits."""
+    return type("BoundRequestPolicy", (RequestPolicy,), {"limits": limits})

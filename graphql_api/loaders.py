@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -37,6 +38,20 @@ G = TypeVar("G", bound=Hashable)
 
 # (batch id, first, filter) → the first page of that batch's jobs
 JobsPageKey = tuple[int, int, JobFilter]
+
+
+class SharedLoader(DataLoader[K, V]):
+    """A DataLoader whose futures survive one awaiter being cancelled.
+
+    Several fields await the same cached future. When graphql-core gives up on a
+    branch (a sibling failed in a non-null position) it cancels that branch's tasks,
+    and cancelling a task that awaits a bare future cancels the future itself: the
+    other branches then got a CancelledError that escaped the error policy as a
+    plain-text 500. Each awaiter gets its own shield instead.
+    """
+
+    def load(self, key: K) -> Awaitable[V]:
+        return asyncio.shield(super().load(key))
 
 
 class Loaders:
@@ -139,7 +154,7 @@ class Loaders:
             async with self._db.read_session() as session:
                 return await fetch(session, keys)
 
-        return DataLoader(load_fn=load)
+        return SharedLoader(load_fn=load)
 
     def _grouped(
         self,
@@ -160,7 +175,7 @@ class Loaders:
                         found[key] = value
             return [found[key] for key in keys]
 
-        return DataLoader(load_fn=load)
+        return SharedLoader(load_fn=load)
 
 
 async def _connected_workers(

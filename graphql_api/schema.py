@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
-from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions import ParserCache
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -22,6 +23,7 @@ from graphql_api.ids import split_id
 from graphql_api.jobs.mutations import JobMutations
 from graphql_api.jobs.queries import JobQueries
 from graphql_api.meta.queries import MetaQueries
+from graphql_api.scalars import DateTime
 from graphql_api.settings import Limits
 from graphql_api.subscriptions import Subscription
 from graphql_api.tasktypes.mutations import TaskTypeMutations
@@ -91,12 +93,13 @@ def build_schema(limits: Limits) -> strawberry.Schema:
         config=StrawberryConfig(
             batching_config={"max_operations": limits.max_batch_operations},
             relay_max_results=limits.max_page_size,
+            scalar_map={datetime: DateTime},
         ),
         extensions=[
-            functools.partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
-            functools.partial(ParserCache, maxsize=1024),
-            functools.partial(ValidationCache, maxsize=1024),
+            # The policy first: it sets the parser's limits, then gates validation
+            # (bounded, cached) and execution (cost, budget); see extensions.py.
             request_policy(limits),
+            functools.partial(ParserCache, maxsize=1024),
         ],
     )
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import math
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -17,27 +20,39 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from db.errors import is_pool_timeout
 from db.events import EventBus
 from db.session import Database
 from domain.errors import ErrorCode, UnauthenticatedError
 from domain.ports import Dispatcher
+from graphql_api import safejson
 from graphql_api.auth.authenticator import Authenticator
+from graphql_api.auth.revocation import TokenStatus
 from graphql_api.context import Context
 from graphql_api.errors import error_response, fold_statuses, present, status_for
 from graphql_api.graphiql import render_graphiql
+from graphql_api.ratelimit import Budgets, identity
 from graphql_api.requestid import current_request_id
 from graphql_api.settings import ApiSettings
+from graphql_api.websocket import TransportWSHandler
+
+log = logging.getLogger("batchgraph.errors")
 
 
 class RequestRejected(Exception):
-    def __init__(self, status: int, code: ErrorCode, message: str) -> None:
+    def __init__(
+        self, status: int, code: ErrorCode, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 class BatchgraphGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+
     def __init__(
         self,
         *,
@@ -48,7 +63,12 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         events: EventBus,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            max_subscriptions_per_connection=settings.limits.max_subscriptions_per_connection,
+            **kwargs,
+        )
+        self._budgets = Budgets(settings.rate_limit_points) if settings.rate_limit_enabled else None
+        self.token_status = TokenStatus(db, ttl=settings.token_recheck_seconds)
         self._events = events
         self._db = db
         self._dispatcher = dispatcher
@@ -63,7 +83,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         try:
             response = await self.run(request)
         except RequestRejected as exc:
-            response = error_response(exc.status, exc.code, exc.message)
+            response = error_response(exc.status, exc.code, exc.message, headers=exc.headers)
         except HTTPException as exc:
             code = (
                 ErrorCode.LIMIT_EXCEEDED
@@ -71,7 +91,44 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
                 else ErrorCode.BAD_REQUEST
             )
             response = error_response(exc.status_code, code, exc.reason)
+        except Exception as exc:
+            response = self._unexpected(exc)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this request really is being cancelled (the client left)
+            # A stray cancellation (e.g. of shared work another branch gave up on):
+            # an error like any other, not a plain-text 500.
+            response = self._unexpected(exc)
         await response(scope, receive, send)
+
+    def _unexpected(self, exc: BaseException) -> Response:
+        if is_pool_timeout(exc):
+            log.warning("no database connection in time (request %s)", current_request_id())
+            return error_response(
+                503,
+                ErrorCode.UNAVAILABLE,
+                "The service is busy; retry shortly",
+                headers={"Retry-After": self._retry_after()},
+            )
+        log.error("unexpected error (request %s)", current_request_id(), exc_info=exc)
+        return error_response(
+            500, ErrorCode.INTERNAL, f"Internal server error (request id {current_request_id()})"
+        )
+
+    def _retry_after(self) -> str:
+        return str(max(1, math.ceil(self._settings.db_pool_timeout_seconds)))
+
+    def decode_json(self, data: str | bytes) -> object:
+        return safejson.loads(data, max_depth=self._settings.limits.max_json_depth)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return self.decode_json(data)
+        except safejson.UnsafeJsonError as exc:
+            raise HTTPException(400, exc.reason) from exc
+        except json.JSONDecodeError as exc:
+            raise HTTPException(400, "Unable to parse request body as JSON") from exc
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
@@ -83,9 +140,18 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             raise HTTPException(
                 400, "The request body must be a JSON object, or a list of them"
             ) from exc
+        except safejson.UnsafeJsonError as exc:  # from GET's variables
+            raise HTTPException(400, exc.reason) from exc
+        if isinstance(parsed, list) and not parsed:
+            raise HTTPException(400, "An empty list holds no operation")
         for operation in parsed if isinstance(parsed, list) else [parsed]:
-            if _has_nul(operation.query) or _has_nul(operation.variables):
-                # PostgreSQL text and JSONB cannot hold NUL: refuse it at the door.
+            # GET parameters do not pass through decode_json: check what they carry too.
+            for text in (operation.query, operation.operation_name):
+                reason = safejson.bad_string(text) if isinstance(text, str) else None
+                if reason is not None:
+                    raise HTTPException(400, reason)
+            if operation.query and "\\u0000" in operation.query:
+                # A GraphQL string literal's escape: PostgreSQL text cannot hold NUL.
                 raise HTTPException(400, "NUL characters (\\u0000) are not accepted")
         return parsed
 
@@ -98,6 +164,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             events=self._events,
             request=request,
             response=response,
+            budgets=self._budgets,
         )
         if isinstance(request, Request):
             try:
@@ -111,6 +178,17 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
                     )
                 except UnauthenticatedError as exc:
                     raise RequestRejected(401, exc.code, exc.message) from exc
+            if self._budgets is not None:
+                # Out of points: refused before the body is even read.
+                left = await self._budgets.has_some(identity(context.actor, request))
+                if not left.allowed:
+                    raise RequestRejected(
+                        429,
+                        ErrorCode.RATE_LIMITED,
+                        f"The budget of {left.limit} points per minute is spent;"
+                        f" retry in {left.reset_seconds} s",
+                        headers=left.headers(),
+                    )
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -155,6 +233,8 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         response = super().create_response(response_data, sub_response)
         if not sub_response.status_code:
             response.status_code = response_status(response_data)
+        if response.status_code == 503 and "retry-after" not in response.headers:
+            response.headers["Retry-After"] = self._retry_after()
         return response
 
     def encode_json(self, data: object) -> str:
@@ -184,13 +264,3 @@ def bearer_secret(header: str | None) -> str | None:
     if scheme.lower() != "bearer" or not value.strip():
         raise ValueError("Authorization must be 'Bearer <token>'")
     return value.strip()
-
-
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value or "\\u0000" in value.lower()
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False

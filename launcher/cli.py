@@ -121,10 +121,10 @@ def serve(
     ] = False,
 ) -> int:
     """The API and GraphiQL, plus one fleet worker process."""
-    import uvicorn
 
     from graphql_api.app import create_app
     from graphql_api.requestid import RequestIdLogFilter
+    from graphql_api.server import DrainingServer, draining_server
     from graphql_api.settings import ApiSettings
     from jobs.broker import build_broker
     from jobs.dispatch import DramatiqDispatcher
@@ -147,12 +147,12 @@ def serve(
         dispatcher = DramatiqDispatcher(build_broker(infra.broker_url))
         app_ = create_app(
             settings=api_settings,
-            db=connect(infra.database_url),
+            db=connect(infra.database_url, **api_settings.pool_options()),
             dispatcher=dispatcher,
             on_shutdown=dispatcher.close,
         )
 
-        class Server(uvicorn.Server):
+        class Server(DrainingServer):
             async def startup(self, sockets: Any = None) -> None:
                 await super().startup(sockets)
                 if self.started:
@@ -161,16 +161,14 @@ def serve(
                     record_server(settings.home, url)
                     console.started(url, secret)
 
-        server = Server(
-            uvicorn.Config(
-                app_,
-                host=bind_host,
-                port=bind_port,
-                log_config=None,
-                access_log=settings.access_log,
-                lifespan="on",
-                ws="websockets-sansio",
-            )
+        server = draining_server(
+            app_,
+            drain=app_.state.drain,
+            settings=api_settings,
+            host=bind_host,
+            port=bind_port,
+            access_log=settings.access_log,
+            server_class=Server,
         )
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, restores the handlers it
         # found, then raises the signal again: make SIGTERM (process managers) end

@@ -30,7 +30,7 @@ def _free_port() -> int:
 
 def _env(home: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL")}
-    env.update(BATCHGRAPH_HOME=str(home), BATCHGRAPH_PORT=str(port))
+    env.update(BATCHGRAPH_HOME=str(home), BATCHGRAPH_PORT=str(port), BATCHGRAPH_DRAIN_SECONDS="0.5")
     return env
 
 
@@ -153,7 +153,7 @@ def _the_command_line_finds_the_server(
     assert not (elsewhere / ".batchgraph").exists()
     base = json.loads((home / "server.json").read_text())["url"]
     who = _get(base, {"query": "{ viewer { owner } }"}, token=created.stdout.strip())
-    assert who == {"data": {"viewer": {"owner": "elsewhere"}}}
+    assert who["data"] == {"viewer": {"owner": "elsewhere"}}
 
 
 def _run_and_watch(url: str, token: str, *, items: int) -> dict[str, Any]:
@@ -206,7 +206,7 @@ def test_serve_and_worker_share_embedded_services_and_stop_cleanly(tmp_path: Pat
         # serve notes where it listens, for the command line run from anywhere.
         assert json.loads((home / "server.json").read_text())["url"] == f"{base}/graphql"
         who = _get(f"{base}/graphql", {"query": "{ viewer { role } }"}, token=secret)
-        assert who == {"data": {"viewer": {"role": "ADMIN"}}}
+        assert who["data"] == {"viewer": {"role": "ADMIN"}}
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()
         # Every fleet worker process registered (serve's 1 + the extra worker's 1),
         # named after the host with suffixes, and heartbeats its metadata.
@@ -259,7 +259,7 @@ def test_serve_and_worker_share_embedded_services_and_stop_cleanly(tmp_path: Pat
         assert len(stopped) == 2
         assert all(w["disconnectedAt"] and not w["lostAt"] for w in stopped)
         who = _get(f"{base}/graphql", {"query": "{ viewer { role } }"}, token=secret)
-        assert who == {"data": {"viewer": {"role": "ADMIN"}}}
+        assert who["data"] == {"viewer": {"role": "ADMIN"}}
     finally:
         # A process manager stops it with SIGTERM: its worker must stop too.
         assert _stop(again, signal.SIGTERM) == 0

@@ -602,7 +602,8 @@ async def test_malformed_ids_are_ids_that_do_not_exist(api: Api, db: Database, w
             token=writer,
         )
         assert found.status_code == 200, found.text
-        assert found.json() == {"data": {"job": None, "batch": None, "node": None}}, bad
+        assert found.json()["data"] == {"job": None, "batch": None, "node": None}, bad
+        assert "errors" not in found.json()
         for mutation in (
             "cancelJob(id: $id)",
             "retryJob(id: $id)",

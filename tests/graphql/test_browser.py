@@ -278,7 +278,7 @@ async def test_graphiql_runs_queries_in_a_real_browser(live_server: str, db: Dat
                 page, "{ viewer { authenticated } }", '"authenticated": false'
             )
             assert "authorization" not in headers
-            assert result == {"data": {"viewer": {"authenticated": False}}}
+            assert result["data"] == {"viewer": {"authenticated": False}}
 
             # With a token typed into the Headers editor.
             await _type_into(
@@ -288,10 +288,8 @@ async def test_graphiql_runs_queries_in_a_real_browser(live_server: str, db: Dat
                 page, "{ viewer { authenticated owner role } }", "browser-user"
             )
             assert headers.get("authorization") == f"Bearer {secret}"
-            assert result == {
-                "data": {
-                    "viewer": {"authenticated": True, "owner": "browser-user", "role": "READER"}
-                }
+            assert result["data"] == {
+                "viewer": {"authenticated": True, "owner": "browser-user", "role": "READER"}
             }
 
             # A subscription through GraphiQL: the page's websocket carries the token
@@ -303,8 +301,8 @@ async def test_graphiql_runs_queries_in_a_real_browser(live_server: str, db: Dat
                 '"queued": 1',
                 expect_post=False,
             )
-            assert result == {
-                "data": {"batchProgress": {"isCreationDone": True, "counters": {"queued": 1}}}
+            assert result["data"] == {
+                "batchProgress": {"isCreationDone": True, "counters": {"queued": 1}}
             }
 
             assert requested, "the page made no requests at all"

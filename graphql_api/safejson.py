@@ -1,0 +1,92 @@
+"""JSON from clients, refused at the door when PostgreSQL or Python could not take it.
+
+* bodies that are not UTF-8;
+* ``NaN``, ``Infinity`` and numbers that overflow a float (``1e400``): JSON has
+  no such values and PostgreSQL's JSONB refuses them;
+* integers longer than ``MAX_INT_DIGITS`` digits (Python refuses to convert
+  4,300 digits or more; no id, count or parameter needs that many);
+* NUL characters (PostgreSQL text cannot hold them) and lone UTF-16 surrogates
+  (``"\\ud800"``: not Unicode, the driver cannot encode them), in any string or key;
+* values nested deeper than ``max_depth`` (objects and arrays).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+MAX_INT_DIGITS = 100
+_BAD_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
+
+
+class UnsafeJsonError(json.JSONDecodeError):
+    """A refused value. A JSONDecodeError, so every transport answers it as bad JSON."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, "", 0)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def _constant(name: str) -> float:
+    raise UnsafeJsonError(f"{name} is not a JSON number")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise UnsafeJsonError(f"The number {text[:40]} is too large")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise UnsafeJsonError(f"Integers may have at most {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def bad_string(value: str) -> str | None:
+    """Why this string cannot be stored or compared, or None."""
+    found = _BAD_CHARACTERS.search(value)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "NUL characters (\\u0000) are not accepted"
+    return "Lone UTF-16 surrogates (\\ud800–\\udfff) are not accepted"
+
+
+def check_value(value: object, *, max_depth: int) -> None:
+    """Refuse bad strings and nesting deeper than ``max_depth`` (iteratively)."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            reason = bad_string(item)
+            if reason is not None:
+                raise UnsafeJsonError(reason)
+        elif isinstance(item, dict | list):
+            if depth >= max_depth:
+                raise UnsafeJsonError(f"JSON values may be nested at most {max_depth} deep")
+            if isinstance(item, dict):
+                stack.extend((key, depth + 1) for key in item)
+                stack.extend((v, depth + 1) for v in item.values())
+            else:
+                stack.extend((v, depth + 1) for v in item)
+
+
+def loads(data: str | bytes, *, max_depth: int) -> object:
+    """``json.loads`` that refuses what the module docstring lists, as UnsafeJsonError."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnsafeJsonError("The body is not valid UTF-8") from exc
+    try:
+        value = json.loads(data, parse_constant=_constant, parse_float=_float, parse_int=_int)
+    except RecursionError as exc:
+        raise UnsafeJsonError(f"JSON values may be nested at most {max_depth} deep") from exc
+    check_value(value, max_depth=max_depth + 3)  # the envelope: body, payload, variables
+    return value
