@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from db.logs import configure_logging
 from db.session import connect
 from graphql_api.app import create_app
-from db.logs import configure_logging
 from graphql_api.requestid import RequestIdLogFilter
 from graphql_api.server import draining_server
 from graphql_api.settings import ApiSettings
