@@ -14,8 +14,9 @@ from db.config import settings
 DEFAULT_QUEUE = "default"
 DRAMATIQ_NAMESPACE = "dramatiq"
 # An idle Redis consumer polls with back-off up to the worker timeout; at the
-# default 1,000 ms the median pick-up is ~260 ms, at 50 ms it is ~25–40 ms.
-REDIS_WORKER_TIMEOUT_MS = 50
+# default 1,000 ms the median pick-up is ~190–260 ms, at 10 ms ~4 ms (bench/
+# broker_pickup.py), for about 2 % of a core per idle worker process.
+REDIS_WORKER_TIMEOUT_MS = 10
 
 
 def queue_name() -> str:

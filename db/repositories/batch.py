@@ -121,8 +121,12 @@ class BatchRepository:
         cap = row[0]
         if cap is None:
             return UNBOUNDED
+        return int(cap) - await self.active_count(batch_id)
+
+    async def active_count(self, batch_id: int) -> int:
+        """The batch's live QUEUED and RUNNING counts (maxParallelJobs counts those)."""
         [nodes] = await counters.nodes(self._session, [batch_id])
-        return int(cap) - sum(n.queued + n.running for n in nodes)
+        return sum(n.queued + n.running for n in nodes)
 
     async def recipes_of(self, batch_ids: Sequence[int]) -> list[tuple[int, dict[str, Any]]]:
         rows = await self._session.execute(

@@ -431,7 +431,8 @@ async def create_batch(
     if len(validation.plan) <= inline_limit:
         # Small batches are created at once: their jobs can start without waiting for
         # a message to reach a worker first.
-        await create_chunk(uow, batch_id=batch.id, cursor=0)
+        revisions.remember_shape(batch.id, batch.recipe)
+        await _create_range(uow, batch, cursor=0, total=len(validation.plan))
     else:
         uow.send_after_commit(CREATE_CHUNK, batch.id, 0)
     return Created(batch=batch, validation=validation)
@@ -464,7 +465,14 @@ async def create_chunk(uow: UnitOfWork, *, batch_id: int, cursor: int) -> ChunkO
         if cursor < ahead:
             uow.send_after_commit(CREATE_CHUNK, batch_id, ahead)
         return ChunkOutcome(0, 0, None)
-    total = await uow.batches.item_count(batch_id)
+    return await _create_range(
+        uow, batch, cursor=cursor, total=await uow.batches.item_count(batch_id)
+    )
+
+
+async def _create_range(uow: UnitOfWork, batch: Batch, *, cursor: int, total: int) -> ChunkOutcome:
+    """One chunk of a batch this transaction holds (locked, or just inserted)."""
+    batch_id = batch.id
     stop = cursor if batch.canceled_at else min(cursor + CHUNK_SIZE, total)
     created = 0
     if stop > cursor:
@@ -495,7 +503,7 @@ async def create_chunk(uow: UnitOfWork, *, batch_id: int, cursor: int) -> ChunkO
             ],
             rendered=rendered,
         )
-        await moves.dispatch(uow, batch_id=batch_id)
+        await moves.dispatch(uow, batch_id=batch_id, cap=batch.max_parallel_jobs)
     done = stop >= total or batch.canceled_at is not None
     batch.creation_cursor = stop
     batch.recipes_total = stop

@@ -272,13 +272,25 @@ async def _cancel_downstream(uow: UnitOfWork, dead: Sequence[Moved]) -> Applied:
 # --- dispatch ------------------------------------------------------------------------
 
 
-async def dispatch(uow: UnitOfWork, *, batch_id: int) -> Applied:
+_UNKNOWN = object()
+
+
+async def dispatch(
+    uow: UnitOfWork, *, batch_id: int, cap: int | object | None = _UNKNOWN
+) -> Applied:
     """PENDING → QUEUED for what the batch may run now (``maxParallelJobs`` counts
     QUEUED and RUNNING jobs). Fleet jobs get ``jobs.run`` messages after commit, in
     groups; jobs of ``external`` task types wait for pull workers. A job whose
     implementation no connected fleet worker offers (while some are connected)
-    fails here with UNKNOWN_IMPLEMENTATION instead of being queued."""
-    room = await uow.batches.dispatch_room(batch_id)
+    fails here with UNKNOWN_IMPLEMENTATION instead of being queued.
+
+    ``cap``: the batch's ``maxParallelJobs`` when the caller holds the batch."""
+    if cap is None:
+        room: int | None = DISPATCH_SLICE
+    elif isinstance(cap, int):
+        room = cap - await uow.batches.active_count(batch_id)
+    else:
+        room = await uow.batches.dispatch_room(batch_id)
     if room is None or room <= 0:
         return Applied()
     room = min(room, DISPATCH_SLICE)

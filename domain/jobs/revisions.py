@@ -98,12 +98,17 @@ async def shapes(uow: UnitOfWork, batch_ids: Sequence[int]) -> dict[int, RecipeS
     missing = [i for i in wanted if i not in _SHAPES]
     if missing:
         for batch_id, recipe in await uow.batches.recipes_of(missing):
-            nodes = recipe.get("nodes", [])
-            waited_for = {dep for n in nodes for dep in n.get("dependsOn", [])}
-            if len(_SHAPES) >= _MAX:
-                _SHAPES.clear()
-            _SHAPES[batch_id] = RecipeShape(
-                nodes_with_dependents=frozenset(waited_for),
-                revision_ids=tuple(int(n["revisionId"]) for n in nodes),
-            )
+            remember_shape(batch_id, recipe)
     return {i: _SHAPES[i] for i in wanted if i in _SHAPES}
+
+
+def remember_shape(batch_id: int, recipe: dict[str, Any]) -> None:
+    """What the engine needs of a batch's (immutable) recipe."""
+    nodes = recipe.get("nodes", [])
+    waited_for = {dep for n in nodes for dep in n.get("dependsOn", [])}
+    if len(_SHAPES) >= _MAX:
+        _SHAPES.clear()
+    _SHAPES[batch_id] = RecipeShape(
+        nodes_with_dependents=frozenset(waited_for),
+        revision_ids=tuple(int(n["revisionId"]) for n in nodes),
+    )
