@@ -198,7 +198,7 @@ async def _setup(db: Database, dispatcher: Any, config: Config) -> int:
     return created.batch.id
 
 
-async def _verify(db: Database, batch_id: int, report: Report) -> None:
+async def verify(db: Database, batch_id: int, report: Report) -> None:
     from db.repositories import counters
 
     completions = (
@@ -386,7 +386,7 @@ async def run(config: Config) -> Report:
         report.seconds = time.monotonic() - created
 
         async def verified() -> bool:
-            await _verify(db, batch_id, report)
+            await verify(db, batch_id, report)
             return True
 
         await _until(verified, 30, "the counts")

