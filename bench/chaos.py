@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from sqlalchemy import func, select
@@ -420,6 +422,10 @@ def summary(report: Report) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -436,22 +442,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--logs", type=Path, help="keep the processes' logs in this folder")
     args = parser.parse_args(argv)
-    report = asyncio.run(
-        run(
-            Config(
-                jobs=args.jobs,
-                workers=args.workers,
-                threads=args.threads,
-                seconds=args.seconds,
-                kills=args.kills,
-                down=args.down,
-                broker_down=args.broker_down,
-                limit=args.limit,
-                seed=args.seed,
-                logs=args.logs,
+    signal.signal(signal.SIGTERM, _interrupt)  # stop what it started, as on Ctrl-C
+    try:
+        report = asyncio.run(
+            run(
+                Config(
+                    jobs=args.jobs,
+                    workers=args.workers,
+                    threads=args.threads,
+                    seconds=args.seconds,
+                    kills=args.kills,
+                    down=args.down,
+                    broker_down=args.broker_down,
+                    limit=args.limit,
+                    seed=args.seed,
+                    logs=args.logs,
+                )
             )
         )
-    )
+    except KeyboardInterrupt:
+        print("interrupted; everything it started was stopped", file=sys.stderr)
+        return 130
     print(summary(report), flush=True)
     if report.timed_out:
         return 2

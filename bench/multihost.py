@@ -324,7 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     logs = args.logs or Path(tempfile.mkdtemp(prefix="bg-multihost-"))
     logs.mkdir(parents=True, exist_ok=True)
     print(f"logs in {logs}", flush=True)
-    return run(args.jobs, args.broker, args.kill_at, args.limit, logs)
+    try:
+        return run(args.jobs, args.broker, args.kill_at, args.limit, logs)
+    except KeyboardInterrupt:
+        print("interrupted; everything it started was stopped and removed", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
