@@ -6,7 +6,8 @@ listens on an address given to it (127.0.0.1 or a network namespace's address ma
 by the caller) and is stopped by pid. Everything runs optionally inside a network
 namespace (``netns``), for bench/multihost.py.
 
-Used by tests/jobs/test_faults.py, bench/chaos.py and bench/multihost.py.
+Used by tests/jobs/test_database_restart.py, tests/jobs/test_chaos.py, bench/chaos.py
+and bench/multihost.py.
 """
 
 from __future__ import annotations
