@@ -59,6 +59,7 @@ class Config:
     broker_down: float = 2.0
     limit: float = 600.0  # give up after this long (from the batch's creation)
     seed: int | None = None
+    max_attempts: int = 20  # every kill may cost a job an attempt
     requeue_after: float = 5.0  # BATCHGRAPH_REQUEUE_AFTER_SECONDS for the workers
     logs: Path | None = None  # keep the processes' logs here (else a temporary folder)
     quiet: bool = False
@@ -175,7 +176,7 @@ async def _setup(db: Database, dispatcher: Any, config: Config) -> int:
                     result_schema={"type": "object"},
                     implementation="builtin.sleep",
                     timeout_seconds=60,
-                    max_attempts=20,  # every kill may cost a job an attempt
+                    max_attempts=config.max_attempts,
                     cache_policy=CachePolicy.NONE,
                 ),
             ),
@@ -439,6 +440,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--down", type=float, default=defaults.down, help="PostgreSQL down (s)")
     parser.add_argument("--broker-down", type=float, default=defaults.broker_down)
     parser.add_argument("--limit", type=float, default=defaults.limit, help="give up after (s)")
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=defaults.max_attempts,
+        help="of the task type; 1 with --kills 0: no run may be lost at all",
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument("--logs", type=Path, help="keep the processes' logs in this folder")
     args = parser.parse_args(argv)
@@ -456,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
                     broker_down=args.broker_down,
                     limit=args.limit,
                     seed=args.seed,
+                    max_attempts=args.max_attempts,
                     logs=args.logs,
                 )
             )
