@@ -27,6 +27,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -325,7 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     print(f"logs in {logs}", flush=True)
     try:
-        return run(args.jobs, args.broker, args.kill_at, args.limit, logs)
+        code = run(args.jobs, args.broker, args.kill_at, args.limit, logs)
+        if code == 0 and args.logs is None:
+            shutil.rmtree(logs, ignore_errors=True)  # kept only when something went wrong
+        return code
     except KeyboardInterrupt:
         print("interrupted; everything it started was stopped and removed", file=sys.stderr)
         return 130
