@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, and_, func, not_, select
+from sqlalchemy import DateTime, Select, and_, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.enums import WorkerKind
@@ -68,6 +68,14 @@ class WorkerRepository:
             .distinct()
         )
         return frozenset(rows)
+
+    async def database_started_at(self) -> datetime:
+        """When the PostgreSQL server last started: a restart resets it."""
+        started = await self._session.scalar(
+            select(func.pg_postmaster_start_time(type_=DateTime(timezone=True)))
+        )
+        assert isinstance(started, datetime)
+        return started
 
     async def lost_since(self, cutoff: datetime) -> list[Worker]:
         """Connected workers last heard from before ``cutoff`` (locked, skipping busy rows)."""

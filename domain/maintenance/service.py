@@ -49,7 +49,16 @@ async def fold_counters(uow: UnitOfWork, now: datetime) -> str | None:
     description="Workers silent past their timeout are lost; their running jobs go back.",
 )
 async def lose_silent_workers(uow: UnitOfWork, now: datetime) -> str | None:
-    lost = await uow.workers.lost_since(now - timedelta(seconds=DEFAULT_TIMEOUT_SECONDS))
+    cutoff = now - timedelta(seconds=DEFAULT_TIMEOUT_SECONDS)
+    # Nobody can heartbeat while the database is away, so after it restarts every worker
+    # looks silent. Judge none until the database has been up for a whole timeout: the
+    # first tick after an outage longer than the timeout would otherwise take back every
+    # running job — whose outcomes the live workers hold and are about to write
+    # (jobs/runtime.py keeps them) — and re-run it, or fail it with WORKER_LOST on its
+    # last attempt although it succeeded.
+    if await uow.workers.database_started_at() > cutoff:
+        return None
+    lost = await uow.workers.lost_since(cutoff)
     requeued = 0
     for worker in lost:
         requeued += await workers.mark_lost(uow, worker)

@@ -92,7 +92,9 @@ async def test_a_silent_worker_is_lost_and_its_jobs_go_back(db: Database) -> Non
     await _age(db, worker.id, 21)
     sent = RecordingDispatcher()
     async with UnitOfWork(db.write_session, dispatcher=sent) as uow:
-        done = await maintenance.lose_silent_workers(uow, datetime.now(UTC))
+        # A clock at which the test server (maybe just started) has been up past the timeout.
+        now = max(datetime.now(UTC), await _up_for(uow, rules.DEFAULT_TIMEOUT_SECONDS + 1))
+        done = await maintenance.lose_silent_workers(uow, now)
         await uow.commit()
     assert done == "1 workers lost, 2 jobs back"
     async with db.read_session() as s:
@@ -116,6 +118,49 @@ async def test_a_silent_worker_is_lost_and_its_jobs_go_back(db: Database) -> Non
         None,
         {"pid": 2},
     )
+
+
+async def _up_for(uow: UnitOfWork, seconds: float) -> datetime:
+    """The moment the database will have been up for ``seconds`` since it last started."""
+    return await uow.workers.database_started_at() + timedelta(seconds=seconds)
+
+
+async def test_after_a_database_restart_no_worker_is_lost_before_it_could_heartbeat(
+    db: Database,
+) -> None:
+    """Every worker was silent while the database was away. Until the database has
+    been up for a worker timeout, none is judged lost; then the silent one is."""
+    await make_task_type(db, "echo", implementation="builtin.echo", max_attempts=1)
+    batch = await make_batch(
+        db, {"recipe": {"nodes": [{"name": "a", "taskType": "echo"}]}, "inputs": [{}]}
+    )
+    worker = await register(db)
+    async with db.read_session() as s:
+        job_id = await s.scalar(select(Job.id).where(Job.batch_id == batch.id))
+    assert job_id is not None
+    async with UnitOfWork(db.write_session) as uow:
+        await claim(uow, [job_id], worker.name)
+        started = await uow.workers.database_started_at()
+        await uow.commit()
+    async with db.engine.begin() as conn:  # last heard from well before the restart
+        await conn.execute(
+            update(Worker)
+            .where(Worker.id == worker.id)
+            .values(last_seen_at=started - timedelta(seconds=60))
+        )
+    timeout = rules.DEFAULT_TIMEOUT_SECONDS
+    async with UnitOfWork(db.write_session) as uow:
+        early = await maintenance.lose_silent_workers(uow, started + timedelta(seconds=timeout - 1))
+        await uow.commit()
+    async with db.read_session() as s:
+        job = await s.scalar(select(Job).where(Job.id == job_id))
+    assert early is None
+    assert job is not None
+    assert (job.status, job.worker) == (JobStatus.RUNNING, worker.name)
+    async with UnitOfWork(db.write_session, dispatcher=RecordingDispatcher()) as uow:
+        late = await maintenance.lose_silent_workers(uow, started + timedelta(seconds=timeout + 1))
+        await uow.commit()
+    assert late == "1 workers lost, 1 jobs back"
 
 
 async def test_lost_messages_and_stalled_creations_are_sent_again(db: Database) -> None:
