@@ -77,9 +77,9 @@ async def test_a_postgresql_restart_mid_batch_strands_no_job_and_completes_each_
 ) -> None:
     from domain.batches import service as batches
     from domain.jobs import revisions
-    from launcher.runtime import migrate
     from jobs.broker import build_broker
     from jobs.dispatch import DramatiqDispatcher
+    from launcher.runtime import migrate
 
     revisions.forget()  # cached revision rows belong to the suite's database, not this one
     pg, redis = await asyncio.to_thread(_start_services)
