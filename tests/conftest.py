@@ -200,14 +200,15 @@ def delete_redis_namespace(url: str, namespace: str) -> int:
 
 
 def delete_rabbitmq_queues(url: str, namespace: str) -> None:
-    """Delete this run's queue and its delay and dead-letter queues."""
+    """Delete this run's queues and their delay and dead-letter queues."""
     import pika
 
     connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
         channel = connection.channel()
-        for suffix in ("", ".DQ", ".XQ"):
-            channel.queue_delete(f"{namespace}.default{suffix}")
+        for queue in ("default", "control"):
+            for suffix in ("", ".DQ", ".XQ"):
+                channel.queue_delete(f"{namespace}.{queue}{suffix}")
     finally:
         connection.close()
 
