@@ -38,9 +38,11 @@ from domain.errors import (
     NotFoundError,
     ValidationFailedError,
     Violation,
+    raise_if_invalid,
 )
 from domain.jobs import moves, revisions
 from domain.jobs import service as jobs
+from domain.jobs.rules import check_reason
 from domain.workspaces.service import can_read, get_readable
 
 CREATE_CHUNK = "batches.create_chunk"
@@ -585,6 +587,7 @@ async def cancel_batch(
     """Cancel every unfinished job (and stop creating more). Returns the batch and how
     many jobs were canceled."""
     who = require_writer(actor)
+    raise_if_invalid("Invalid cancel", check_reason(reason))
     batch = await get_visible(uow, batch_id, actor, lock=True)
     if batch.canceled_at is not None:
         raise InvalidTransitionError(f"Batch {batch_id} is already canceled")
