@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from graphql_api.app import create_app
+    from graphql_api.app import create_app, uvicorn_options
     from jobs.broker import build_broker
     from jobs.dispatch import DramatiqDispatcher
 
@@ -74,9 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         print(f"GraphiQL at http://{host}:{port}/graphql", flush=True)
         server = uvicorn.Server(
-            uvicorn.Config(
-                app, host=host, port=port, log_config=None, lifespan="on", ws="websockets-sansio"
-            )
+            uvicorn.Config(app, host=host, port=port, **uvicorn_options(settings))  # type: ignore[arg-type]
         )
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, restores the handlers it
         # found, then raises the signal again: make SIGTERM (process managers) end

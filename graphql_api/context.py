@@ -24,6 +24,7 @@ from db.session import Database
 from db.uow import UnitOfWork
 from domain.auth.rules import Actor
 from domain.ports import Dispatcher
+from graphql_api.auth.authenticator import Authenticator
 from graphql_api.loaders import Loaders
 from graphql_api.settings import ApiSettings
 
@@ -51,6 +52,9 @@ class Context:
     request: Request | WebSocket | None = None
     response: Response | WebSocket | None = None
     connection_params: dict[str, Any] | None = None
+    authenticator: Authenticator | None = None
+    # Reads through the compiled planner (graphql_api.compiled); False: the resolvers.
+    compiled_reads: bool = True
     _extra: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self) -> UnitOfWork:

@@ -76,6 +76,12 @@ class ApiSettings:
     documentation_url: str = "https://example.invalid/batchgraph/docs"
     maintainer: str = "batchgraph maintainers"
     source_url: str = "https://example.invalid/batchgraph"
+    # Queries run through the compiled planner; false: through the resolvers (the reference).
+    compiled_reads: bool = True
+    # One log line per request (uvicorn's access log) costs ~5 % of a small request.
+    access_log: bool = False
+    # How long a process may trust a token it looked up (a revocation waits at most this).
+    token_cache_seconds: float = 5.0
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -89,4 +95,9 @@ class ApiSettings:
             documentation_url=os.environ.get("BATCHGRAPH_DOCS_URL") or d.documentation_url,
             maintainer=os.environ.get("BATCHGRAPH_MAINTAINER") or d.maintainer,
             source_url=os.environ.get("BATCHGRAPH_SOURCE_URL") or d.source_url,
+            compiled_reads=_bool("BATCHGRAPH_COMPILED_READS", d.compiled_reads),
+            access_log=_bool("BATCHGRAPH_ACCESS_LOG", d.access_log),
+            token_cache_seconds=min(
+                _int("BATCHGRAPH_TOKEN_CACHE_SECONDS", int(d.token_cache_seconds)), 5
+            ),
         )

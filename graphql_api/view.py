@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -25,6 +24,7 @@ from graphql_api.auth.authenticator import Authenticator
 from graphql_api.context import Context
 from graphql_api.errors import error_response, fold_statuses, present, status_for
 from graphql_api.graphiql import render_graphiql
+from graphql_api.jsonenc import dumps, dumps_text
 from graphql_api.requestid import current_request_id
 from graphql_api.settings import ApiSettings
 
@@ -98,6 +98,8 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             events=self._events,
             request=request,
             response=response,
+            authenticator=self._authenticator,
+            compiled_reads=self._settings.compiled_reads,
         )
         if isinstance(request, Request):
             try:
@@ -152,15 +154,18 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
         sub_response: Response,
     ) -> Response:
-        response = super().create_response(response_data, sub_response)
-        if not sub_response.status_code:
-            response.status_code = response_status(response_data)
+        # Bytes straight from the encoder (compiled reads arrive as rendered JSON text).
+        response = Response(dumps(response_data), media_type="application/json")
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
+        response.status_code = sub_response.status_code or response_status(response_data)
         return response
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: the websocket handlers send this too, and a bytes payload
         # goes out as a binary frame, which browsers' graphql-ws clients cannot read.
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        return dumps_text(data)
 
 
 def response_status(data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> int:
