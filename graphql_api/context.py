@@ -55,6 +55,7 @@ class Context:
     authenticator: Authenticator | None = None
     # Reads through the compiled planner (graphql_api.compiled); False: the resolvers.
     compiled_reads: bool = True
+    compiled_plan: Any = None  # what the planner did with this request (tests, debugging)
     _extra: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self) -> UnitOfWork:

@@ -8,8 +8,8 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from db.models import Batch, BatchNode, Job, JobEvent, Recipe, TaskType, TaskTypeRevision, Workspace
-from db.repositories.batch import BatchRepository
+from db.models import Batch, Job, JobEvent, Recipe, TaskType, TaskTypeRevision, Workspace
+from db.repositories.batch import BatchRepository, NodeCounters
 from db.repositories.job import JobFilter, JobRepository
 from db.repositories.pagination import Page
 from db.repositories.task_type import TaskTypeRepository
@@ -47,7 +47,7 @@ class Loaders:
         self.next_batch: DataLoader[int, Batch | None] = load(
             lambda s, ids: BatchRepository(s).next_batches(ids)
         )
-        self.batch_nodes: DataLoader[int, list[BatchNode]] = load(
+        self.batch_nodes: DataLoader[int, list[NodeCounters]] = load(
             lambda s, ids: BatchRepository(s).nodes(ids)
         )
         self.chain: DataLoader[int, list[Batch]] = load(

@@ -15,6 +15,8 @@ from graphql_api.auth.mutations import AuthMutations
 from graphql_api.auth.queries import AuthQueries
 from graphql_api.batches.mutations import BatchMutations
 from graphql_api.batches.queries import BatchQueries
+from graphql_api.compiled.extension import compiled_reads
+from graphql_api.compiled.planner import Planner
 from graphql_api.extensions import request_policy
 from graphql_api.jobs.mutations import JobMutations
 from graphql_api.jobs.queries import JobQueries
@@ -70,7 +72,9 @@ def build_schema(limits: Limits) -> strawberry.Schema:
     """The process's schema. Limits are part of it; a second, different one cannot be built."""
     if build_schema.cache_info().currsize > 0:
         raise RuntimeError("the schema is built once per process, with one set of limits")
-    return BatchgraphSchema(
+    # Last: its on_execute runs innermost, after every other extension's checks.
+    reads = compiled_reads(None)
+    schema = BatchgraphSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -83,8 +87,11 @@ def build_schema(limits: Limits) -> strawberry.Schema:
             functools.partial(ParserCache, maxsize=1024),
             functools.partial(ValidationCache, maxsize=1024),
             request_policy(limits),
+            reads,
         ],
     )
+    reads.planner = Planner(schema)
+    return schema
 
 
 def export_sdl() -> str:

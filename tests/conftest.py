@@ -138,8 +138,15 @@ def sql_counter(db: Database) -> Iterator[StatementCounter]:
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         counter.statements.append(statement)
 
+    from graphql_api.compiled.planner import STATEMENT_HOOKS
+
+    def compiled(statement: str) -> None:  # the compiled read path's statements
+        counter.statements.append(statement)
+
     event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    STATEMENT_HOOKS.append(compiled)
     yield counter
+    STATEMENT_HOOKS.remove(compiled)
     event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 

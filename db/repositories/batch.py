@@ -4,12 +4,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import Select, String, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql import FromClause
 
 from db.enums import JobStatus
 from db.models import Batch, BatchItem, BatchNode, Recipe, Workspace
@@ -36,6 +37,37 @@ class BatchFilter:
 
 
 _COUNT_COLUMN = {status: status.value.lower() for status in JobStatus}
+
+# Where batch counters and per-node metrics are read from, by every reader (the
+# resolvers, the compiled read path, subscriptions): one row per batch and node with
+# the columns of ``batch_node`` (batch_id, node, position, task_type_revision_id, one
+# count per status, run_/job_seconds_min/max/sum/count). Today the table itself; swap
+# it for a view (e.g. folded counters plus pending deltas) and every reader follows.
+NODE_COUNTERS: FromClause = BatchNode.__table__
+
+
+class NodeCounters(Protocol):
+    """One row of NODE_COUNTERS."""
+
+    batch_id: int
+    node: str
+    position: int
+    task_type_revision_id: int
+    pending: int
+    blocked: int
+    queued: int
+    running: int
+    completed: int
+    failed: int
+    canceled: int
+    run_seconds_min: float | None
+    run_seconds_max: float | None
+    run_seconds_sum: float
+    run_seconds_count: int
+    job_seconds_min: float | None
+    job_seconds_max: float | None
+    job_seconds_sum: float
+    job_seconds_count: int
 
 
 class NewRecipe(NamedTuple):
@@ -90,15 +122,15 @@ class BatchRepository:
 
     # --- nodes (counters and durations) ------------------------------------
 
-    async def nodes(self, batch_ids: Sequence[int]) -> list[list[BatchNode]]:
-        rows = await self._session.scalars(
-            select(BatchNode)
-            .where(BatchNode.batch_id.in_(batch_ids))
-            .order_by(BatchNode.batch_id, BatchNode.position)
+    async def nodes(self, batch_ids: Sequence[int]) -> list[list[NodeCounters]]:
+        """Counters and durations per node of each batch, in recipe order (NODE_COUNTERS)."""
+        c = NODE_COUNTERS.c
+        rows = await self._session.execute(
+            select(NODE_COUNTERS).where(c.batch_id.in_(batch_ids)).order_by(c.batch_id, c.position)
         )
-        grouped: dict[int, list[BatchNode]] = {i: [] for i in batch_ids}
+        grouped: dict[int, list[NodeCounters]] = {i: [] for i in batch_ids}
         for row in rows:
-            grouped[row.batch_id].append(row)
+            grouped[row.batch_id].append(cast(NodeCounters, row))
         return [grouped[i] for i in batch_ids]
 
     async def add_counts(

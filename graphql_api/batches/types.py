@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 
 from db import models
 from db.enums import CachePolicy, JobStatus
-from db.repositories.batch import BatchOrder
+from db.repositories.batch import BatchOrder, NodeCounters
 from db.repositories.job import JobFilter as RepoJobFilter
 from graphql_api.context import Info
 from graphql_api.ids import node_ints
@@ -93,7 +93,7 @@ class NodeMetrics:
         return TaskTypeRevision.from_model(row)
 
     @classmethod
-    def from_model(cls, row: models.BatchNode) -> NodeMetrics:
+    def from_model(cls, row: NodeCounters) -> NodeMetrics:
         counts = {s.value.lower(): getattr(row, s.value.lower()) for s in JobStatus}
         return cls(
             node=row.node,
