@@ -8,7 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -24,6 +24,7 @@ from db.session import Database, connect
 from domain.ports import Dispatcher
 from graphql_api.auth.authenticator import Authenticator
 from graphql_api.bodylimit import BodyLimitMiddleware
+from graphql_api.fanout import JobEventHub
 from graphql_api.graphiql import ASSETS_DIR, ASSETS_PATH
 from graphql_api.requestid import RequestIdMiddleware
 from graphql_api.schema import build_schema
@@ -51,6 +52,10 @@ def create_app(
             authenticator.forget(int(notice.data["id"]))
 
     events.add_callback(token_changed)
+    hub = JobEventHub(
+        db, token_valid=lambda actor: authenticator.still_valid(actor, now=datetime.now(UTC))
+    )
+    events.add_callback(hub.notice)
     view = BatchgraphGraphQL(
         schema=build_schema(settings.limits),
         events=events,
@@ -58,6 +63,7 @@ def create_app(
         dispatcher=dispatcher,
         settings=settings,
         authenticator=authenticator,
+        hub=hub,
         allowed_origins=settings.cors_origins,
         connection_init_wait_timeout=timedelta(seconds=30),
         allow_queries_via_get=True,
@@ -78,10 +84,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await events.start()  # one listening connection per process
+        await hub.start()
         settle_garbage_collector()
         try:
             yield
         finally:
+            await hub.stop()
             await events.stop()
             await db.dispose()
             if on_shutdown is not None:

@@ -25,6 +25,7 @@ from db.uow import UnitOfWork
 from domain.auth.rules import Actor
 from domain.ports import Dispatcher
 from graphql_api.auth.authenticator import Authenticator
+from graphql_api.fanout import JobEventHub
 from graphql_api.loaders import Loaders
 from graphql_api.settings import ApiSettings
 
@@ -53,6 +54,7 @@ class Context:
     response: Response | WebSocket | None = None
     connection_params: dict[str, Any] | None = None
     authenticator: Authenticator | None = None
+    hub: JobEventHub | None = None
     # Reads through the compiled planner (graphql_api.compiled); False: the resolvers.
     compiled_reads: bool = True
     compiled_plan: Any = None  # what the planner did with this request (tests, debugging)

@@ -22,7 +22,7 @@ from graphql_api.jobs.mutations import JobMutations
 from graphql_api.jobs.queries import JobQueries
 from graphql_api.meta.queries import MetaQueries
 from graphql_api.settings import Limits
-from graphql_api.subscriptions import Subscription
+from graphql_api.subscriptions import RenderedEventExecutor, Subscription
 from graphql_api.tasktypes.mutations import TaskTypeMutations
 from graphql_api.tasktypes.queries import TaskTypeQueries
 from graphql_api.workers.mutations import WorkerMutations
@@ -78,6 +78,7 @@ def build_schema(limits: Limits) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
+        execution_context_class=RenderedEventExecutor,
         config=StrawberryConfig(
             batching_config={"max_operations": limits.max_batch_operations},
             relay_max_results=limits.max_page_size,

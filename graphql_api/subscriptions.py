@@ -1,36 +1,45 @@
 """Subscriptions over graphql-transport-ws, fed by the LISTEN/NOTIFY event bus.
 
-A subscriber listens first, then replays what it missed (``afterEventId``) from
-the job events table, then takes live events, skipping ids already sent: no gap,
-no duplicate. Payloads are read fresh for every event (never from the
-connection's DataLoaders, which would cache stale rows)."""
+``jobStatusChanged`` goes through the process's job event hub (graphql_api.fanout):
+each event is read once and rendered once per distinct selection; a subscriber only
+receives the rendered text (the schema's executor puts it into the frame as is, see
+``RenderedEventExecutor``). What it missed (``afterEventId``) is replayed from the job
+events table first, up to the hub's cursor: no gap, no duplicate.
+``batchProgress`` and ``workerStatusChanged`` read fresh rows for every notice."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict, deque
-from collections.abc import AsyncGenerator
+import base64
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
+from typing import Any
 
+import orjson
 import strawberry
+from graphql import ExecutionResult
+from graphql.execution.values import VariableValues
 from strawberry import relay
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from db.enums import JobStatus
 from db.events import JOB_EVENTS, RESYNC, WORKERS, Notice
 from db.models import JobEvent
+from db.repositories.job import EventRow
 from domain.auth.rules import require_authenticated
 from domain.batches.service import get_visible as visible_batch
-from domain.errors import DomainError, NotFoundError
+from domain.errors import DomainError, NotFoundError, UnauthenticatedError
 from domain.jobs.service import get_visible as visible_job
 from graphql_api.batches.types import BatchCounters
+from graphql_api.compiled.selection import Tree
 from graphql_api.context import Info
 from graphql_api.errors import top_level
+from graphql_api.fanout import Lagged, Rendered, Revoked
 from graphql_api.ids import parse_id
+from graphql_api.jsonenc import RawJSON
 from graphql_api.workers.types import Worker
 
-REPLAY_PAGE = 500
 PROGRESS_EVERY = 0.25  # seconds: batchProgress is throttled
-SEEN = 50_000
 
 
 @strawberry.type(description="A job changed status (one job event).")
@@ -69,34 +78,62 @@ class BatchProgress:
     counters: BatchCounters
 
 
-# Events never change, and every subscriber of a batch wants the same one: fetch each
-# once per process and share it (bounded; in-flight fetches are shared too).
-_EVENTS: OrderedDict[int, asyncio.Future[list[tuple[JobEvent, str]]]] = OrderedDict()
-SHARED_EVENTS = 2_000
+def _gid(kind: str, pk: int) -> str:
+    return base64.b64encode(f"{kind}:{pk}".encode()).decode()
 
 
-def forget_events() -> None:
-    """For a database whose ids restart (tests): what was shared is someone else's now."""
-    _EVENTS.clear()
+# How each JobStatusEvent field is written, as strawberry would serialize it.
+_EVENT_FIELDS: dict[str, Callable[[EventRow], Any]] = {
+    "__typename": lambda e: "JobStatusEvent",
+    "eventId": lambda e: e.id,
+    "job": lambda e: _gid("Job", e.job_id),
+    "batch": lambda e: _gid("Batch", e.batch_id),
+    "node": lambda e: e.node,
+    "fromStatus": lambda e: e.from_status.value if e.from_status is not None else None,
+    "toStatus": lambda e: e.to_status.value,
+    "attempt": lambda e: e.attempt,
+    "worker": lambda e: e.worker,
+    "reason": lambda e: e.reason,
+    "at": lambda e: e.at.isoformat(),
+}
 
 
-async def _event(info: Info, event_id: int) -> list[tuple[JobEvent, str]]:
-    found = _EVENTS.get(event_id)
-    if found is None:
+def event_renderer(info: Info) -> tuple[tuple[Any, ...], Callable[[EventRow], str]]:
+    """(what distinguishes this selection, a function writing an event as its JSON)."""
+    raw: Any = info.variable_values
+    variables = raw if isinstance(raw, VariableValues) else VariableValues({}, dict(raw or {}))
+    core: Any = info._raw_info  # graphql-core's info: the nodes and fragments
+    tree = Tree(info.schema._schema, core.fragments, variables)
+    fields = tree.collect(
+        "JobStatusEvent", [n.selection_set for n in core.field_nodes if n.selection_set]
+    )
+    plan = tuple((f.key, f.name) for f in fields)
+    writers = [(key, _EVENT_FIELDS[name]) for key, name in plan]
 
-        async def fetch() -> list[tuple[JobEvent, str]]:
-            async with info.context.reads() as reads:
-                return await reads.jobs.events_by_id([event_id])
+    def render(event: EventRow) -> str:
+        return orjson.dumps({key: write(event) for key, write in writers}).decode()
 
-        found = asyncio.ensure_future(fetch())
-        _EVENTS[event_id] = found
-        while len(_EVENTS) > SHARED_EVENTS:
-            _EVENTS.popitem(last=False)
-    try:
-        return await asyncio.shield(found)
-    except Exception:
-        _EVENTS.pop(event_id, None)  # a failed fetch is not shared
-        raise
+    return plan, render
+
+
+class RenderedEventExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Subscription events that arrive rendered (graphql_api.fanout) are not executed
+    again per subscriber: their text becomes the result as is."""
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        if isinstance(payload, Rendered):
+            return _RenderedEvent(payload)
+        return super().build_per_event_executor(payload)
+
+
+class _RenderedEvent:
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: Rendered) -> None:
+        self.payload = payload
+
+    def execute_operation(self, serially: bool | None = None) -> ExecutionResult:
+        return ExecutionResult(data={self.payload.key: RawJSON(self.payload.text)}, errors=None)
 
 
 async def _authorize(
@@ -136,6 +173,11 @@ async def _counters(info: Info, batch_id: int) -> BatchProgress:
     )
 
 
+def _touches(notice: Notice, batch_id: int) -> bool:
+    batches = notice.data.get("batches")
+    return batches is None or batch_id in batches  # None: a statement touched very many
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
@@ -150,54 +192,38 @@ class Subscription:
         after_event_id: int | None = None,
     ) -> AsyncGenerator[JobStatusEvent, None]:
         batch_id, job_id = await _authorize(info, batch, job)
-        seen: deque[int] = deque(maxlen=SEEN)
-        seen_set: set[int] = set()
-        last = after_event_id
-
-        def fresh(event: JobEvent) -> bool:
-            if event.id in seen_set:
-                return False
-            if len(seen) == seen.maxlen:
-                seen_set.discard(seen[0])
-            seen.append(event.id)
-            seen_set.add(event.id)
-            return True
-
-        async def replay() -> list[JobStatusEvent]:
-            nonlocal last
-            found: list[JobStatusEvent] = []
-            while True:
-                async with info.context.reads() as reads:
-                    rows = await reads.jobs.events_after(
-                        batch_id=batch_id, job_id=job_id, after=last or 0, limit=REPLAY_PAGE
-                    )
-                found += [JobStatusEvent.of(e, n) for e, n in rows if fresh(e)]
-                if rows:
-                    last = max(last or 0, rows[-1][0].id)
-                if len(rows) < REPLAY_PAGE:
-                    return found
-
-        async with info.context.events.subscribe() as queue:
+        hub = info.context.hub
+        assert hub is not None, "the app's lifespan starts the job event hub"
+        selection, render = event_renderer(info)
+        async with hub.subscribe(
+            batch_id=batch_id,
+            job_id=job_id,
+            actor=info.context.actor,
+            selection=selection,
+            render=render,
+            key=str(info.path.key),
+        ) as sub:
+            start = await sub.started
+            last = start
             if after_event_id is not None:
-                for event in await replay():
-                    yield event
+                last = after_event_id
+                async for item in hub.replay(sub, after_event_id, start):
+                    last = item.event_id
+                    yield item  # type: ignore[misc]  # rendered already (graphql_api.fanout)
+                last = max(last, start)
             while True:
-                notice: Notice = await queue.get()
-                if notice is RESYNC:
-                    for event in await replay():
-                        yield event
+                found = await sub.queue.get()
+                if isinstance(found, Revoked):
+                    raise top_level(UnauthenticatedError("The token was disabled or expired"))
+                if isinstance(found, Lagged):
+                    async for item in hub.replay(sub, last, found.upto):
+                        last = item.event_id
+                        yield item  # type: ignore[misc]
+                    last = max(last, found.upto)
                     continue
-                if notice.channel != JOB_EVENTS or notice.data["id"] in seen_set:
-                    continue
-                if (batch_id is not None and notice.data["batch"] != batch_id) or (
-                    job_id is not None and notice.data["job"] != job_id
-                ):
-                    continue
-                rows = await _event(info, notice.data["id"])
-                for row, node in rows:
-                    if fresh(row):
-                        last = max(last or 0, row.id)
-                        yield JobStatusEvent.of(row, node)
+                if found.event_id > last:
+                    last = found.event_id
+                    yield found  # type: ignore[misc]
 
     @strawberry.subscription(description="A batch's counters as its jobs move (throttled).")
     async def batch_progress(
@@ -210,7 +236,7 @@ class Subscription:
             while True:
                 notice = await queue.get()
                 if notice is not RESYNC and (
-                    notice.channel != JOB_EVENTS or notice.data["batch"] != batch_id
+                    notice.channel != JOB_EVENTS or not _touches(notice, batch_id)
                 ):
                     continue
                 await asyncio.sleep(PROGRESS_EVERY)  # let a burst settle into one update

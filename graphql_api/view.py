@@ -23,6 +23,7 @@ from domain.ports import Dispatcher
 from graphql_api.auth.authenticator import Authenticator
 from graphql_api.context import Context
 from graphql_api.errors import error_response, fold_statuses, present, status_for
+from graphql_api.fanout import JobEventHub
 from graphql_api.graphiql import render_graphiql
 from graphql_api.jsonenc import dumps, dumps_text
 from graphql_api.requestid import current_request_id
@@ -46,6 +47,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         settings: ApiSettings,
         authenticator: Authenticator,
         events: EventBus,
+        hub: JobEventHub | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -54,6 +56,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         self._dispatcher = dispatcher
         self._settings = settings
         self._authenticator = authenticator
+        self._hub = hub
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,6 +102,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             request=request,
             response=response,
             authenticator=self._authenticator,
+            hub=self._hub,
             compiled_reads=self._settings.compiled_reads,
         )
         if isinstance(request, Request):

@@ -105,7 +105,7 @@ TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables)
 
 async def reset(database: Database) -> None:
     from domain.jobs.execution import forget_revisions
-    from graphql_api.subscriptions import forget_events
+    from graphql_api.fanout import forget_events
 
     forget_revisions()  # ids restart below, so cached rows would be someone else's
     forget_events()
