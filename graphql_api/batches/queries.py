@@ -64,7 +64,11 @@ class BatchQueries:
         )
         return found
 
-    @strawberry.field(description="Check a batch without creating it (never writes).")
+    @strawberry.field(
+        description="Check a batch without creating it (never writes). Answered by its"
+        " resolver, not compiled to SQL: validation is domain logic in Python (recipe"
+        " checks, JSON Schema)."
+    )
     async def validate_batch(self, info: Info, input: BatchInput) -> ValidateBatchResult:
         async with info.context.reads() as reads:
             try:

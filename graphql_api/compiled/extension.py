@@ -56,6 +56,8 @@ class CompiledReads(SchemaExtension):
             except Exception as exc:  # e.g. a value the driver refuses: the resolvers decide
                 log.debug("compiled read failed; the resolvers answer", exc_info=True)
                 plan.reasons |= {f.key: f"at run time: {exc!r}" for f in plan.compiled}
+                self.planner.stats["failed"].update(f.name for f in plan.compiled)  # type: ignore[union-attr]
+                self.planner.last_failure = f"{exc!r} in {plan.statement}"  # type: ignore[union-attr]
                 plan.fallback += plan.compiled
                 plan.compiled = []
                 texts = {}

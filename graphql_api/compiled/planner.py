@@ -10,7 +10,7 @@ arguments the resolver would refuse, is left to the resolvers (``fallback``).
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +63,13 @@ class Planner:
         self.graphql = schema._schema
         self.operations: OrderedDict[tuple[str, str | None], Operation] = OrderedDict()
         self.statements: OrderedDict[tuple[Any, ...], Statement] = OrderedDict()
+        # Root field names compiled / left to resolvers, since start (tests, debugging).
+        self.stats: dict[str, Counter[str]] = {
+            "compiled": Counter(),
+            "fallback": Counter(),
+            "failed": Counter(),  # compiled, but the statement failed: resolvers answered
+        }
+        self.last_failure = ""
 
     # --- planning --------------------------------------------------------------------
 
@@ -100,6 +107,7 @@ class Planner:
                     if spec.target is not None and isinstance(value, dict):
                         value = render(spec.target, f.children(spec.target), value)
                     plan.answers[f.key] = value
+                    self.stats["compiled"][f.name] += 1
                     continue
                 if bound is not None:
                     bound.offset = len(binding.params)
@@ -116,8 +124,10 @@ class Planner:
                 binding.bounds = mark[2]
                 plan.fallback.append(f)
                 plan.reasons[f.key] = str(exc)
+                self.stats["fallback"][f.name] += 1
                 continue
             plan.compiled.append(f)
+            self.stats["compiled"][f.name] += 1
             shape.append((f.key, len(binding.shape)))
         if plan.compiled:
             key = (query, operation_name, tuple(shape), tuple(binding.shape))

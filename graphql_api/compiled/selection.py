@@ -21,7 +21,9 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
+    SchemaMetaFieldDef,
     SelectionSetNode,
+    TypeMetaFieldDef,
     TypeNameMetaFieldDef,
     VariableNode,
     get_named_type,
@@ -94,8 +96,10 @@ class Tree:
             name = nodes[0].name.value
             if name == "__typename":
                 definition = TypeNameMetaFieldDef
-            elif name.startswith("__"):
-                raise Unsupported(f"introspection field {name}")
+            elif name == "__schema":  # introspection: left to the resolvers (no spec)
+                definition = SchemaMetaFieldDef
+            elif name == "__type":
+                definition = TypeMetaFieldDef
             else:
                 definition = runtime.fields[name]
             fields.append(Field(key, name, tuple(nodes), definition, self))

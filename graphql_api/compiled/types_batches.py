@@ -145,7 +145,13 @@ class _Counters(Related):
             recipes_completed=completed,
         )
         obj = ctx.object("BatchCounters", f.children("BatchCounters"), inner)
-        found = select(obj).select_from(n).where(n.c.batch_id == row.id).correlate_except(n)
+        found = (
+            select(obj)
+            .select_from(n)
+            .where(n.c.batch_id == row.id)
+            .group_by(literal_column("()"))  # one row, whatever is selected
+            .correlate_except(n)
+        )
         return found.scalar_subquery()
 
 
