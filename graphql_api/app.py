@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from db.events import RESYNC, TOKENS, EventBus, Notice
+from db.rawpool import open_read_pool
 from db.session import Database, connect
 from domain.ports import Dispatcher
 from graphql_api.auth.authenticator import Authenticator
@@ -85,10 +86,13 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await events.start()  # one listening connection per process
         await hub.start()
+        view.read_pool = await open_read_pool(db.engine)
         settle_garbage_collector()
         try:
             yield
         finally:
+            pool, view.read_pool = view.read_pool, None
+            await pool.close()
             await hub.stop()
             await events.stop()
             await db.dispose()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import asyncpg
 import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
@@ -55,6 +56,7 @@ class Context:
     connection_params: dict[str, Any] | None = None
     authenticator: Authenticator | None = None
     hub: JobEventHub | None = None
+    read_pool: asyncpg.Pool | None = None  # the compiled read path's connections
     # Reads through the compiled planner (graphql_api.compiled); False: the resolvers.
     compiled_reads: bool = True
     compiled_plan: Any = None  # what the planner did with this request (tests, debugging)

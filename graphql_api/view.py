@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import asyncpg
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -57,6 +58,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         self._settings = settings
         self._authenticator = authenticator
         self._hub = hub
+        self.read_pool: asyncpg.Pool | None = None  # opened by the app's lifespan
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,6 +105,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             response=response,
             authenticator=self._authenticator,
             hub=self._hub,
+            read_pool=self.read_pool,
             compiled_reads=self._settings.compiled_reads,
         )
         if isinstance(request, Request):

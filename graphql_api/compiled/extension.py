@@ -52,7 +52,7 @@ class CompiledReads(SchemaExtension):
         data: dict[str, Any] = dict(plan.answers)
         if plan.compiled:
             try:
-                texts = await self.planner.run(context.db, plan)  # type: ignore[union-attr]
+                texts = await self.planner.run(context.db, plan, context.read_pool)  # type: ignore[union-attr]
             except Exception as exc:  # e.g. a value the driver refuses: the resolvers decide
                 log.debug("compiled read failed; the resolvers answer", exc_info=True)
                 plan.reasons |= {f.key: f"at run time: {exc!r}" for f in plan.compiled}

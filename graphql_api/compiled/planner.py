@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from graphql import GraphQLError, OperationDefinitionNode
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from sqlalchemy import Text, cast, select
@@ -54,6 +55,18 @@ class Plan:
     statement: Statement | None = None
     params: list[Any] = field(default_factory=list)
 
+    def copy(self) -> Plan:
+        """A copy whose lists a request may change (a failed statement moves fields)."""
+        return Plan(
+            self.fields,
+            list(self.compiled),
+            dict(self.answers),
+            list(self.fallback),
+            dict(self.reasons),
+            self.statement,
+            self.params,
+        )
+
 
 class Planner:
     """Per process: the schema, the caches of operations and of compiled statements."""
@@ -70,6 +83,9 @@ class Planner:
             "failed": Counter(),  # compiled, but the statement failed: resolvers answered
         }
         self.last_failure = ""
+        # Documents without variables plan the same way every time for the same kind of
+        # caller: their plans are kept (without Python answers, which name the caller).
+        self.fixed: OrderedDict[tuple[Any, ...], Plan] = OrderedDict()
 
     # --- planning --------------------------------------------------------------------
 
@@ -84,6 +100,30 @@ class Planner:
         scope: Scope,
     ) -> Plan | None:
         """None: nothing to compile here (the resolvers answer, and report any error)."""
+        fixed_key = None
+        if not definition.variable_definitions:
+            role = scope.actor.role if scope.actor is not None else None
+            fixed_key = (query, operation_name, role)
+            found = self.fixed.get(fixed_key)
+            if found is not None:
+                self.stats["compiled"].update(f.name for f in found.compiled)
+                return found.copy()
+        plan = self._plan(query, document, definition, operation_name, raw_variables, scope)
+        if fixed_key is not None and plan is not None and not plan.answers:
+            self.fixed[fixed_key] = plan.copy()
+            if len(self.fixed) > MAX_OPERATIONS:
+                self.fixed.popitem(last=False)
+        return plan
+
+    def _plan(
+        self,
+        query: str,
+        document: Any,
+        definition: OperationDefinitionNode,
+        operation_name: str | None,
+        raw_variables: dict[str, Any] | None,
+        scope: Scope,
+    ) -> Plan | None:
         operation = self._operation(query, operation_name, document, definition)
         variables = get_variable_values(
             self.graphql, definition.variable_definitions or (), raw_variables or {}
@@ -191,14 +231,20 @@ class Planner:
 
     # --- running ---------------------------------------------------------------------
 
-    async def run(self, db: Database, plan: Plan) -> dict[str, Any]:
+    async def run(
+        self, db: Database, plan: Plan, pool: asyncpg.Pool | None = None
+    ) -> dict[str, Any]:
         """Response keys → JSON text (or None) of the compiled root fields."""
         statement = plan.statement
         assert statement is not None
         args = [plan.params[i] for i in statement.order]
         for hook in STATEMENT_HOOKS:
             hook(statement.sql)
-        async with db.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            row = await raw.driver_connection.fetchrow(statement.sql, *args)  # type: ignore[union-attr]
+        if pool is not None:
+            async with pool.acquire() as connection:
+                row = await connection.fetchrow(statement.sql, *args)
+        else:  # no lifespan ran (an app in tests): the engine's pool
+            async with db.engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                row = await raw.driver_connection.fetchrow(statement.sql, *args)  # type: ignore[union-attr]
         return {f.key: row[i] for i, f in enumerate(plan.compiled)}
