@@ -161,6 +161,9 @@ def uvicorn_options(settings: ApiSettings) -> dict[str, object]:
         "log_config": None,
         "lifespan": "on",
         "ws": "websockets-sansio",
+        # Frames are small JSON (a job event is ~150 bytes): compressing each one per
+        # connection cost more CPU than anything else done per subscriber.
+        "ws_per_message_deflate": False,
         "access_log": settings.access_log,
     }
 

@@ -14,6 +14,11 @@ A subscriber registers, and the hub activates it at the start of its next cycle 
 the cursor it has delivered up to (``start``): events up to ``start`` come from the
 table (replay, when ``afterEventId`` is given), later ones from the hub. A subscriber
 that falls 10,000 events behind is told to re-read from the table instead (``Lagged``).
+
+Over graphql-transport-ws, once its replay is sent, a subscriber goes *direct*: the hub
+writes the ``next`` frame itself (the rendered text between a per-subscriber head and
+tail), with no task switch, queue or executor per subscriber; until then events wait in
+its queue, so the order holds.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -87,6 +92,11 @@ class Subscriber:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     skip_upto: int = 0
+    # Direct delivery: the whole frame is ``head + rendered + "}}}"`` written by ``write``.
+    write: Callable[[str], Awaitable[None]] | None = None
+    head: str = ""
+    direct: bool = False
+    closed: bool = False
 
     def sees(self, event: EventRow) -> bool:
         return self.actor is not None or event.public
@@ -141,13 +151,16 @@ class JobEventHub:
         selection: tuple[Any, ...],
         render: Renderer,
         key: str,
+        write: Callable[[str], Awaitable[None]] | None = None,
+        head: str = "",
     ) -> AsyncIterator[Subscriber]:
-        sub = Subscriber(batch_id, job_id, actor, selection, render, key)
+        sub = Subscriber(batch_id, job_id, actor, selection, render, key, write=write, head=head)
         self._pending.append(sub)
         self._wake.set()
         try:
             yield sub
         finally:
+            sub.closed = True
             with contextlib.suppress(ValueError):
                 self._pending.remove(sub)
             for index, value in ((self._by_batch, batch_id), (self._by_job, job_id)):
@@ -249,19 +262,26 @@ class JobEventHub:
                 continue
             rendered: dict[tuple[Any, ...], str] = {}
             for sub in subs:
-                if row.id <= sub.skip_upto or not sub.sees(row):
+                if sub.closed or row.id <= sub.skip_upto or not sub.sees(row):
                     continue
                 if sub.actor is not None and self._token_valid is not None:
                     token = sub.actor.token_id
                     if token not in valid:
                         valid[token] = bool(await self._token_valid(sub.actor))
                     if not valid[token]:
+                        sub.direct = False  # the generator ends it with an error
                         _offer(sub, Revoked(), upto)
                         continue
                 text = rendered.get(sub.selection)
                 if text is None:
                     text = rendered[sub.selection] = sub.render(row)
                     self.renders += 1
+                if sub.direct and sub.write is not None:
+                    try:
+                        await sub.write(sub.head + text + "}}}")
+                    except Exception:  # the socket went away: its handler cleans up
+                        sub.closed = True
+                    continue
                 _offer(sub, Rendered(sub.key, text, row.id), upto)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncGenerator, Callable
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +20,13 @@ import orjson
 import strawberry
 from graphql import ExecutionResult
 from graphql.execution.values import VariableValues
+from starlette.websockets import WebSocket
 from strawberry import relay
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 
 from db.enums import JobStatus
 from db.events import JOB_EVENTS, RESYNC, WORKERS, Notice
@@ -116,6 +122,19 @@ def event_renderer(info: Info) -> tuple[tuple[Any, ...], Callable[[EventRow], st
     return plan, render
 
 
+# The graphql-transport-ws operation a subscription resolver runs for (set by the handler).
+CURRENT_OPERATION: ContextVar[str] = ContextVar("graphql_operation")
+
+
+class OperationAwareHandler(BaseGraphQLTransportWSHandler[Any, None]):
+    """Lets a subscription know its operation id, so the job event hub can write its
+    ``next`` frames itself (graphql_api.fanout)."""
+
+    async def run_operation(self, operation: Operation[Any, None]) -> None:
+        CURRENT_OPERATION.set(operation.id)
+        await super().run_operation(operation)
+
+
 class RenderedEventExecutor(StrawberryGraphQLCoreExecutionContext):
     """Subscription events that arrive rendered (graphql_api.fanout) are not executed
     again per subscriber: their text becomes the result as is."""
@@ -195,13 +214,24 @@ class Subscription:
         hub = info.context.hub
         assert hub is not None, "the app's lifespan starts the job event hub"
         selection, render = event_renderer(info)
+        operation = CURRENT_OPERATION.get(None)
+        socket = info.context.request
+        write = (
+            socket.send_text if operation is not None and isinstance(socket, WebSocket) else None
+        )
+        key = str(info.path.key)
+        head = (
+            f'{{"id":{orjson.dumps(operation).decode()},"type":"next","payload":{{"data":{{"{key}":'
+        )
         async with hub.subscribe(
             batch_id=batch_id,
             job_id=job_id,
             actor=info.context.actor,
             selection=selection,
             render=render,
-            key=str(info.path.key),
+            key=key,
+            write=write,
+            head=head,
         ) as sub:
             start = await sub.started
             last = start
@@ -209,21 +239,31 @@ class Subscription:
                 last = after_event_id
                 async for item in hub.replay(sub, after_event_id, start):
                     last = item.event_id
-                    yield item  # type: ignore[misc]  # rendered already (graphql_api.fanout)
+                    if write is not None:
+                        await write(head + item.text + "}}}")
+                    else:
+                        yield item  # type: ignore[misc]  # rendered already (graphql_api.fanout)
                 last = max(last, start)
             while True:
+                if write is not None and not sub.direct and sub.queue.empty():
+                    sub.direct = True  # from now on the hub writes this subscriber's frames
                 found = await sub.queue.get()
                 if isinstance(found, Revoked):
                     raise top_level(UnauthenticatedError("The token was disabled or expired"))
                 if isinstance(found, Lagged):
                     async for item in hub.replay(sub, last, found.upto):
                         last = item.event_id
-                        yield item  # type: ignore[misc]
+                        if write is not None:
+                            await write(head + item.text + "}}}")
+                        else:
+                            yield item  # type: ignore[misc]
                     last = max(last, found.upto)
-                    continue
-                if found.event_id > last:
+                elif found.event_id > last:
                     last = found.event_id
-                    yield found  # type: ignore[misc]
+                    if write is not None:
+                        await write(head + found.text + "}}}")
+                    else:
+                        yield found  # type: ignore[misc]
 
     @strawberry.subscription(description="A batch's counters as its jobs move (throttled).")
     async def batch_progress(

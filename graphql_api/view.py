@@ -29,6 +29,7 @@ from graphql_api.graphiql import render_graphiql
 from graphql_api.jsonenc import dumps, dumps_text
 from graphql_api.requestid import current_request_id
 from graphql_api.settings import ApiSettings
+from graphql_api.subscriptions import OperationAwareHandler
 
 
 class RequestRejected(Exception):
@@ -40,6 +41,8 @@ class RequestRejected(Exception):
 
 
 class BatchgraphGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = OperationAwareHandler
+
     def __init__(
         self,
         *,
