@@ -43,6 +43,7 @@ class Authenticator:
         self._ttl = ttl
         # sha256 of the secret → the token row as last read (most recent last).
         self._known: OrderedDict[str, _Known] = OrderedDict()
+        self._keys: dict[int, str] = {}  # token id → its key in _known
         # When this process last recorded each token's use: recording is a
         # write, so it happens at most once per resolution interval per token.
         self._recorded: dict[int, datetime] = {}
@@ -65,28 +66,27 @@ class Authenticator:
 
     async def still_valid(self, actor: Actor, *, now: datetime) -> bool:
         """Whether the actor's token still holds (from the cache, refreshed after ``ttl``)."""
-        for key, known in list(self._known.items()):
-            if known.token_id != actor.token_id:
-                continue
-            if time.monotonic() - known.fetched > self._ttl:
-                async with self._db.read_session() as session:
-                    row = await TokenRepository(session).get(actor.token_id)
-                if row is None:
-                    self._known.pop(key, None)
-                    return False
-                known = self._remember(
-                    key, row.id, row.owner, row.role, row.enabled, row.expires_at
-                )
-            return is_usable(enabled=known.enabled, expires_at=known.expires_at, now=now)
-        return False
+        key = self._keys.get(actor.token_id)
+        known = self._known.get(key) if key is not None else None
+        if known is None or time.monotonic() - known.fetched > self._ttl:
+            async with self._db.read_session() as session:
+                row = await TokenRepository(session).get(actor.token_id)
+            if row is None:
+                return False
+            if key is None:
+                return is_usable(enabled=row.enabled, expires_at=row.expires_at, now=now)
+            known = self._remember(key, row.id, row.owner, row.role, row.enabled, row.expires_at)
+        return is_usable(enabled=known.enabled, expires_at=known.expires_at, now=now)
 
     def forget(self, token_id: int | None = None) -> None:
         """Drop what is cached about a token (all tokens when None): it changed."""
         if token_id is None:
             self._known.clear()
+            self._keys.clear()
             return
-        for key in [k for k, v in self._known.items() if v.token_id == token_id]:
-            del self._known[key]
+        key = self._keys.pop(token_id, None)
+        if key is not None:
+            self._known.pop(key, None)
 
     async def _fetch(self, key: str) -> _Known:
         async with self._db.read_session() as session:
@@ -108,7 +108,9 @@ class Authenticator:
         known = _Known(token_id, owner, role, enabled, expires_at, time.monotonic())
         if self._ttl > 0:
             self._known[key] = known
+            self._keys[token_id] = key
             self._known.move_to_end(key)
             while len(self._known) > MAX_CACHED:
-                self._known.popitem(last=False)
+                _, dropped = self._known.popitem(last=False)
+                self._keys.pop(dropped.token_id, None)
         return known
