@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ QUEUE_LIMIT = 10_000
 PAGE = 5_000
 IDLE_POLL_SECONDS = 1.0  # with subscribers, look even when no notification came
 WAIT_STEPS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1)  # for writers still in flight
+SLOW_SECONDS = 0.1  # a delivery cycle longer than this is logged
 
 _HUBS: weakref.WeakSet[JobEventHub] = weakref.WeakSet()
 
@@ -255,7 +257,17 @@ class JobEventHub:
             )
 
     async def _deliver(self, rows: Iterable[EventRow], upto: int) -> None:
+        started, frames = time.perf_counter(), 0
+        try:
+            frames = await self._deliver_rows(rows, upto)
+        finally:
+            took = time.perf_counter() - started
+            if took > SLOW_SECONDS:
+                log.info("job event hub: %d frames took %.0f ms", frames, took * 1000)
+
+    async def _deliver_rows(self, rows: Iterable[EventRow], upto: int) -> int:
         valid: dict[int, bool] = {}
+        frames = 0
         for row in rows:
             subs = self._by_batch.get(row.batch_id, set()) | self._by_job.get(row.job_id, set())
             if not subs:
@@ -276,6 +288,7 @@ class JobEventHub:
                 if text is None:
                     text = rendered[sub.selection] = sub.render(row)
                     self.renders += 1
+                frames += 1
                 if sub.direct and sub.write is not None:
                     try:
                         await sub.write(sub.head + text + "}}}")
@@ -283,6 +296,7 @@ class JobEventHub:
                         sub.closed = True
                     continue
                 _offer(sub, Rendered(sub.key, text, row.id), upto)
+        return frames
 
 
 def _offer(sub: Subscriber, item: Rendered | Lagged | Revoked, upto: int) -> None:

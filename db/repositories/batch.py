@@ -303,7 +303,7 @@ class BatchRepository:
         return await count(self._session, self._listing(flt))
 
 
-_ORDER_KEYS: dict[BatchOrder, list[Any]] = {
+ORDER_KEYS: dict[BatchOrder, list[Any]] = {
     BatchOrder.ID: [Batch.id],
     BatchOrder.TITLE: [func.lower(Batch.title, type_=String), Batch.id],  # case-insensitive
     BatchOrder.CREATED: [Batch.created_at, Batch.id],
@@ -312,7 +312,7 @@ _ORDER_KEYS: dict[BatchOrder, list[Any]] = {
 
 
 def _order_key(order: BatchOrder) -> list[Any]:
-    return _ORDER_KEYS[order]
+    return ORDER_KEYS[order]
 
 
 def _duration_values(*, run: float | None, job: float | None) -> dict[str, Any]:

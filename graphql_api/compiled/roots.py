@@ -14,7 +14,7 @@ from sqlalchemy.sql import FromClause
 
 from db import sqljson
 from db.enums import TokenRole
-from db.repositories.batch import _ORDER_KEYS, BatchOrder
+from db.repositories.batch import ORDER_KEYS, BatchOrder
 from db.repositories.pagination import check_cursor
 from domain.workers.rules import DEFAULT_TIMEOUT_SECONDS
 from graphql_api.compiled.connection import Connection, KeyPart, Page, id_key
@@ -418,7 +418,7 @@ register(
             _batch_key,
             arguments=_batch_arguments,
             descending=lambda extra: extra[1][1],
-            check_cursor=lambda after, extra: check_cursor(after, _ORDER_KEYS[extra[1][0]]),
+            check_cursor=lambda after, extra: check_cursor(after, ORDER_KEYS[extra[1][0]]),
         ),
         "jobs": RootConnection(
             "Job",
