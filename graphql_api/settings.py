@@ -92,6 +92,10 @@ class ApiSettings:
     shutdown_seconds: float = 10.0
     # An open subscription re-checks its token at most this often (per process).
     token_recheck_seconds: float = 5.0
+    # Queries run through the compiled planner; false: through the resolvers (the reference).
+    compiled_reads: bool = True
+    # One log line per request (uvicorn's access log) costs ~5 % of a small request.
+    access_log: bool = False
 
     def pool_options(self) -> dict[str, Any]:
         """Keyword arguments for db.session.connect."""
@@ -122,6 +126,8 @@ class ApiSettings:
             drain_seconds=found.drain_seconds,
             shutdown_seconds=found.shutdown_seconds,
             token_recheck_seconds=found.token_recheck_seconds,
+            compiled_reads=found.compiled_reads,
+            access_log=found.access_log,
         )
 
     @classmethod

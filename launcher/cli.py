@@ -167,7 +167,6 @@ def serve(
             settings=api_settings,
             host=bind_host,
             port=bind_port,
-            access_log=settings.access_log,
             server_class=Server,
         )
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, restores the handlers it
