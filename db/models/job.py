@@ -98,7 +98,9 @@ class JobEvent(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
-    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id", ondelete="CASCADE"))
+    # The event's job's batch, copied by the move path that writes both in one
+    # statement; no foreign key of its own (job_id's covers it; see migration 0009).
+    batch_id: Mapped[int] = mapped_column(BigInteger)
     from_status: Mapped[JobStatus | None] = mapped_column(JOB_STATUS)
     to_status: Mapped[JobStatus] = mapped_column(JOB_STATUS)
     attempt: Mapped[int]

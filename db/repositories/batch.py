@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import FromClause
 
+from db.jsontext import json_texts
 from db.models import Batch, BatchItem, BatchNode, Recipe, Workspace
 from db.repositories import counters
 from db.repositories.counters import NodeCounts
@@ -173,7 +173,7 @@ class BatchRepository:
             {
                 "batch": batch_id,
                 "positions": [i.position for i in items],
-                "values": [json.dumps(i.value) for i in items],
+                "values": json_texts(i.value for i in items),
                 "previous": [i.previous_recipe_id for i in items],
                 "nodes": [",".join(i.nodes) if i.nodes is not None else None for i in items],
             },

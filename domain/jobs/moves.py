@@ -34,7 +34,7 @@ from db.repositories.moves import BulkChange, JobState, Moved, RowChange, Select
 from db.uow import UnitOfWork
 from domain.errors import InvalidTransitionError, NotFoundError
 from domain.jobs import revisions
-from domain.jobs.rules import ACTIVE, Initiator, Rule, check_transition
+from domain.jobs.rules import ACTIVE, FINAL, Initiator, Rule, check_transition
 
 RUN_ACTOR = "jobs.run"
 DISPATCH_SLICE = 5_000
@@ -163,13 +163,37 @@ async def apply_selected(
 ) -> Applied:
     """Move every job the selection matches (its condition must admit only
     ``from_statuses``) the same way, in one statement."""
-    rules = [check_transition(s, change.to_status, initiator) for s in from_statuses]
-    if any(r.new_attempt != change.new_attempt for r in rules):  # pragma: no cover - a bug
-        raise ValueError("a bulk change must agree with the rules on starting a new attempt")
+    _check_bulk(change, initiator, from_statuses)
     applied = Applied(moved=await uow.moves.move_selected(selection, change))
     if settle_after:
         applied.add(await settle(uow, applied.moved))
     return applied
+
+
+async def apply_selected_final(
+    uow: UnitOfWork,
+    selection: Selection,
+    change: BulkChange,
+    *,
+    initiator: Initiator,
+    from_statuses: Iterable[JobStatus],
+) -> int:
+    """``apply_selected`` for a final move nothing follows from (every unfinished job of
+    a batch canceled at once): one statement that reads no job back. Returns how many
+    moved."""
+    if change.to_status not in FINAL:  # pragma: no cover - a bug
+        raise ValueError("only a final move has no consequences to settle")
+    _check_bulk(change, initiator, from_statuses)
+    return await uow.moves.move_selected_count(selection, change)
+
+
+def _check_bulk(
+    change: BulkChange, initiator: Initiator, from_statuses: Iterable[JobStatus]
+) -> None:
+    """Every status the selection admits may make this move (else InvalidTransitionError)."""
+    rules = [check_transition(s, change.to_status, initiator) for s in from_statuses]
+    if any(r.new_attempt != change.new_attempt for r in rules):  # pragma: no cover - a bug
+        raise ValueError("a bulk change must agree with the rules on starting a new attempt")
 
 
 def status_in(statuses: Iterable[JobStatus]) -> str:

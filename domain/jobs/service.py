@@ -113,16 +113,14 @@ async def cancel_in_batch(uow: UnitOfWork, *, batch_id: int, reason: str) -> int
     selection = Selection(
         where="j.batch_id = :batch AND " + status_in(ACTIVE), params={"batch": batch_id}
     )
-    applied = await moves.apply_selected(
+    # Every job of the batch is final now: no dependent to settle, nothing to run.
+    return await moves.apply_selected_final(
         uow,
         selection,
         BulkChange(JobStatus.CANCELED, reason=reason),
         initiator=Initiator.USER,
         from_statuses=ACTIVE,
-        # Every job of the batch is final now: no dependent to settle, nothing to run.
-        settle_after=False,
     )
-    return len(applied.moved)
 
 
 async def retry_in_batch(
