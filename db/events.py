@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 JOB_EVENTS = "batchgraph_job_events"
 WORKERS = "batchgraph_workers"
-CHANNELS = (JOB_EVENTS, WORKERS)
+# Batches whose p50/p95 durations the counters fold recomputed (db/repositories/counters.py).
+METRICS = "batchgraph_metrics"
+CHANNELS = (JOB_EVENTS, WORKERS, METRICS)
 QUEUE_LIMIT = 10_000
 RECONNECT_SECONDS = 1.0
 

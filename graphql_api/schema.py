@@ -17,6 +17,7 @@ from graphql_api.auth.mutations import AuthMutations
 from graphql_api.auth.queries import AuthQueries
 from graphql_api.batches.mutations import BatchMutations
 from graphql_api.batches.queries import BatchQueries
+from graphql_api.comparisons.queries import ComparisonQueries
 from graphql_api.context import Info
 from graphql_api.extensions import request_policy
 from graphql_api.ids import split_id
@@ -41,6 +42,7 @@ class Query(
     WorkspaceQueries,
     TaskTypeQueries,
     BatchQueries,
+    ComparisonQueries,
     JobQueries,
     WorkerQueries,
 ):
