@@ -71,7 +71,9 @@ def one_node(task_type: str, n: int, node: str = "resize") -> dict[str, Any]:
 
 async def job_ids(db: Database, batch_id: int) -> list[int]:
     async with db.read_session() as s:
-        return list(await s.scalars(select(Job.id).where(Job.batch_id == batch_id).order_by(Job.id)))
+        return list(
+            await s.scalars(select(Job.id).where(Job.batch_id == batch_id).order_by(Job.id))
+        )
 
 
 async def started_ago(db: Database, job_id: int, seconds: float) -> None:
@@ -215,9 +217,7 @@ async def test_counters_over_mixed_states(api: Api, db: Database) -> None:
     for fold in (False, True):
         if fold:
             await fold_counters(db)
-        found = (await api.data(NODE_METRICS, {"id": gid("Batch", batch.id)}, token=admin))[
-            "batch"
-        ]
+        found = (await api.data(NODE_METRICS, {"id": gid("Batch", batch.id)}, token=admin))["batch"]
         assert found["counters"] == {
             "jobsTotal": 10,
             "pending": 0,
@@ -287,9 +287,7 @@ async def test_many_completions_cost_one_recomputation_per_node_in_one_statement
         folded = await counters.fold(s)
         await s.commit()
     assert (folded.nodes, folded.recomputed) == (1, 1)
-    assert [q for q in sql_counter.statements if "batch_node" in q] == [
-        sql_counter.statements[0]
-    ]
+    assert [q for q in sql_counter.statements if "batch_node" in q] == [sql_counter.statements[0]]
     async with db.read_session() as s:
         [[row]] = await counters.nodes(s, [batch.id])
     assert (row.run_seconds_p50, row.percentiles_completed) == (15.5, 30)
