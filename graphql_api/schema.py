@@ -19,6 +19,7 @@ from graphql_api.batches.mutations import BatchMutations
 from graphql_api.batches.queries import BatchQueries
 from graphql_api.comparisons.queries import ComparisonQueries
 from graphql_api.context import Info
+from graphql_api.execution import LeafListExecutor
 from graphql_api.extensions import request_policy
 from graphql_api.ids import split_id
 from graphql_api.jobs.mutations import JobMutations
@@ -92,6 +93,7 @@ def build_schema(limits: Limits) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
+        execution_context_class=LeafListExecutor,
         config=StrawberryConfig(
             batching_config={"max_operations": limits.max_batch_operations},
             relay_max_results=limits.max_page_size,

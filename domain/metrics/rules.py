@@ -182,6 +182,19 @@ class NodeStats:
     def failure_rate(self) -> float | None:
         return failure_rate(self.completed, self.failed)
 
+    def counts(self) -> tuple[int, ...]:
+        """In the order of COUNTS."""
+        return (
+            self.jobs_total,
+            self.pending,
+            self.blocked,
+            self.queued,
+            self.running,
+            self.completed,
+            self.failed,
+            self.canceled,
+        )
+
     def values(self) -> dict[Metric, float | None]:
         run, job = self.run, self.job
         return {
@@ -215,14 +228,16 @@ def batch_values(
     recipes_completed: int,
 ) -> dict[Metric, float | None]:
     """A batch's own metrics: its nodes' counts summed, its recipes, its failure rate."""
-    listed = list(nodes)
-    sums = {m: sum(int(n.values()[m] or 0) for n in listed) for m in COUNTS}
+    sums: dict[Metric, int] = dict.fromkeys(COUNTS, 0)
+    for node in nodes:
+        for metric, value in zip(COUNTS, node.counts(), strict=True):
+            sums[metric] += value
     return {
         **sums,
         M.RECIPES_ESTIMATED: recipes_estimated,
         M.RECIPES_TOTAL: recipes_total,
         M.RECIPES_COMPLETED: recipes_completed,
-        M.FAILURE_RATE: failure_rate(int(sums[M.COMPLETED] or 0), int(sums[M.FAILED] or 0)),
+        M.FAILURE_RATE: failure_rate(sums[M.COMPLETED], sums[M.FAILED]),
     }
 
 
@@ -296,16 +311,23 @@ def judge(metric: Metric, previous: float | None, value: float | None, options: 
 
 @dataclass(frozen=True, slots=True)
 class Series:
-    """One metric over the chain: a value per batch and the change from the previous
-    batch (none for the first)."""
+    """One metric over the chain: per batch, its value and its change from the previous
+    batch (none for the first), as parallel tuples (a long chain holds tens of
+    thousands of them: no object per cell)."""
 
     metric: Metric
     values: tuple[float | None, ...]
-    changes: tuple[Change, ...]
+    changes: tuple[float | None, ...]
+    percents: tuple[float | None, ...]
+    regressions: tuple[bool, ...]
+    improvements: tuple[bool, ...]
 
     @property
     def unit(self) -> Unit:
         return unit(self.metric)
+
+    def change(self, i: int) -> Change:
+        return Change(self.changes[i], self.percents[i], self.regressions[i], self.improvements[i])
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,14 +385,18 @@ class Comparison:
     improvements: tuple[Finding, ...] = ()
 
 
-def _series(
-    metric: Metric, values: Sequence[float | None], options: Options
-) -> tuple[Series, list[tuple[int, Change]]]:
+def _series(metric: Metric, values: Sequence[float | None], options: Options) -> Series:
     changes = [NO_CHANGE] + [
         judge(metric, values[i - 1], values[i], options) for i in range(1, len(values))
     ]
-    flagged = [(i, c) for i, c in enumerate(changes) if c.is_regression or c.is_improvement]
-    return Series(metric, tuple(values), tuple(changes)), flagged
+    return Series(
+        metric,
+        tuple(values),
+        tuple(c.absolute for c in changes),
+        tuple(c.percent for c in changes),
+        tuple(c.is_regression for c in changes),
+        tuple(c.is_improvement for c in changes),
+    )
 
 
 def compare(columns: Sequence[Column], options: Options) -> Comparison:
@@ -379,17 +405,18 @@ def compare(columns: Sequence[Column], options: Options) -> Comparison:
     the most severe first."""
     findings: list[Finding] = []
 
-    def keep(node: str | None, series: Series, flagged: list[tuple[int, Change]]) -> None:
-        for i, change in flagged:
-            previous, value = series.values[i - 1], series.values[i]
-            assert previous is not None
-            assert value is not None
-            findings.append(Finding(i, node, series.metric, previous, value, change))
+    def keep(node: str | None, series: Series) -> None:
+        for i in range(1, len(series.values)):
+            if series.regressions[i] or series.improvements[i]:
+                previous, value = series.values[i - 1], series.values[i]
+                assert previous is not None
+                assert value is not None
+                findings.append(Finding(i, node, series.metric, previous, value, series.change(i)))
 
     batch_series = []
     for metric in BATCH_METRICS:
-        series, flagged = _series(metric, [c.values.get(metric) for c in columns], options)
-        keep(None, series, flagged)
+        series = _series(metric, [c.values.get(metric) for c in columns], options)
+        keep(None, series)
         batch_series.append(series)
     names = list(dict.fromkeys(name for c in columns for name in c.nodes))
     node_series = []
@@ -397,8 +424,8 @@ def compare(columns: Sequence[Column], options: Options) -> Comparison:
         per_metric = []
         for metric in NODE_METRICS:
             values = [c.nodes[name].get(metric) if name in c.nodes else None for c in columns]
-            series, flagged = _series(metric, values, options)
-            keep(name, series, flagged)
+            series = _series(metric, values, options)
+            keep(name, series)
             per_metric.append(series)
         node_series.append(NodeSeries(name, tuple(per_metric)))
     ordered = sorted(findings, key=Finding.severity)

@@ -72,10 +72,10 @@ class MetricSeries:
             is_judged=series.metric in rules.JUDGED,
             values=list(series.values),
             iso=_iso(series.unit, series.values),
-            changes=[c.absolute for c in series.changes],
-            percent_changes=[c.percent for c in series.changes],
-            is_regression=[c.is_regression for c in series.changes],
-            is_improvement=[c.is_improvement for c in series.changes],
+            changes=list(series.changes),
+            percent_changes=list(series.percents),
+            is_regression=list(series.regressions),
+            is_improvement=list(series.improvements),
         )
 
 
