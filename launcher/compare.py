@@ -74,7 +74,9 @@ def delta(unit: str, change: float | None, percent: float | None) -> str:
     if unit == "RATIO":
         return f"{change * 100:+.3g}pt"
     if unit == "SECONDS":
-        return f"{percent:+.0f}%" if percent is not None else f"+{seconds(change)}"
+        if percent is None:
+            return f"+{seconds(change)}"
+        return f"{percent:+.0f}%" if abs(percent) >= 0.5 else ""  # no "-0%" for jitter
     return f"{change:+,.0f}"
 
 
