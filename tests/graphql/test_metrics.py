@@ -188,6 +188,18 @@ async def test_a_reported_run_time_is_checked_and_capped(api: Api, db: Database)
         rows = {job_id: seconds for job_id, seconds in found}
     assert 30 <= rows[db_id(claimed["id"])] < 40
     assert 20 <= rows[db_id(second["id"])] < 30
+    # A job shows its durations as the metrics count them.
+    job = (
+        await api.data(
+            """query($id: ID!) { job(id: $id) { runDuration { seconds } jobDuration { seconds }
+            totalDuration { seconds } } }""",
+            {"id": claimed["id"]},
+            token=admin,
+        )
+    )["job"]
+    assert job["runDuration"]["seconds"] == rows[db_id(claimed["id"])]
+    assert job["jobDuration"]["seconds"] >= 30
+    assert job["totalDuration"]["seconds"] >= 0
 
 
 async def test_counters_over_mixed_states(api: Api, db: Database) -> None:
