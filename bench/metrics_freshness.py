@@ -107,17 +107,25 @@ async def seed(db: Database, args: argparse.Namespace) -> tuple[int, dict[str, l
                 },
             ),
             actor=ADMIN,
-            inline_limit=10**9,
         )
         await uow.commit()
     assert created.batch is not None
     batch_id = created.batch.id
+    cursor: int | None = 0
+    while cursor is not None:  # what the fleet's creation actor does, chunk by chunk
+        async with UnitOfWork(db.write_session, dispatcher=NoDispatch()) as uow:
+            outcome = await batches.create_chunk(uow, batch_id=batch_id, cursor=cursor)
+            await uow.commit()
+        cursor = outcome.next_cursor
     while True:  # every job QUEUED (dispatch takes 5,000 at a time)
         async with UnitOfWork(db.write_session, dispatcher=NoDispatch()) as uow:
             applied = await moves.dispatch(uow, batch_id=batch_id)
             await uow.commit()
         if not applied.moved:
             break
+    async with db.engine.connect() as conn:  # as autovacuum would, after a bulk load
+        await conn.execute(text("COMMIT"))
+        await conn.execute(text("ANALYZE"))
     async with db.read_session() as s:
         rows = await s.execute(
             text("SELECT node, id FROM job WHERE batch_id = :b AND status = 'QUEUED' ORDER BY id"),
