@@ -139,6 +139,11 @@ class Settings(BaseSettings):
         le=5,
         description="an open subscription re-checks its token at most this often",
     )
+    compiled_reads: bool = Field(
+        default=True,
+        description="queries run through the compiled planner (one SQL statement);"
+        " false: through the resolvers, the reference it is tested against",
+    )
     docs_url: str = Field(
         default="https://example.invalid/batchgraph/docs", description="shown by apiMetadata"
     )

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,8 @@ JOB_EVENTS = "batchgraph_job_events"
 WORKERS = "batchgraph_workers"
 # Batches whose p50/p95 durations the counters fold recomputed (db/repositories/counters.py).
 METRICS = "batchgraph_metrics"
-CHANNELS = (JOB_EVENTS, WORKERS, METRICS)
+TOKENS = "batchgraph_tokens"
+CHANNELS = (JOB_EVENTS, WORKERS, TOKENS, METRICS)
 QUEUE_LIMIT = 10_000
 RECONNECT_SECONDS = 1.0
 
@@ -43,6 +44,7 @@ class EventBus:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._subscribers: set[asyncio.Queue[Notice]] = set()
+        self._callbacks: list[Callable[[Notice], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
@@ -67,7 +69,16 @@ class EventBus:
         finally:
             self._subscribers.discard(queue)
 
+    def add_callback(self, callback: Callable[[Notice], None]) -> None:
+        """Called (synchronously, in the listener) with every notice, RESYNC included."""
+        self._callbacks.append(callback)
+
     def _publish(self, notice: Notice) -> None:
+        for callback in self._callbacks:
+            try:
+                callback(notice)
+            except Exception:
+                log.exception("event bus callback failed")
         for queue in list(self._subscribers):
             try:
                 queue.put_nowait(notice)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import asyncpg
 import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,6 +26,8 @@ from db.session import Database
 from db.uow import UnitOfWork
 from domain.auth.rules import Actor
 from domain.ports import Dispatcher
+from graphql_api.auth.authenticator import Authenticator
+from graphql_api.fanout import JobEventHub
 from graphql_api.loaders import Loaders
 from graphql_api.ratelimit import Budgets
 from graphql_api.settings import ApiSettings
@@ -55,6 +58,12 @@ class Context:
     response: Response | WebSocket | None = None
     connection_params: dict[str, Any] | None = None
     budgets: Budgets | None = None  # None: no rate limit
+    authenticator: Authenticator | None = None
+    hub: JobEventHub | None = None
+    read_pool: asyncpg.Pool | None = None  # the compiled read path's connections
+    # Reads through the compiled planner (graphql_api.compiled); False: the resolvers.
+    compiled_reads: bool = True
+    compiled_plan: Any = None  # what the planner did with this request (tests, debugging)
     _extra: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self) -> UnitOfWork:

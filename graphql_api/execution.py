@@ -72,7 +72,9 @@ def _serialize_all(
     return completed
 
 
-class LeafListExecutor(StrawberryGraphQLCoreExecutionContext):
+class LeafLists(StrawberryGraphQLCoreExecutionContext):
+    """Mixed into the schema's executor (graphql_api/schema.py)."""
+
     def complete_list_value(
         self,
         return_type: GraphQLList[GraphQLOutputType],

@@ -18,8 +18,10 @@ from graphql_api.auth.queries import AuthQueries
 from graphql_api.batches.mutations import BatchMutations
 from graphql_api.batches.queries import BatchQueries
 from graphql_api.comparisons.queries import ComparisonQueries
+from graphql_api.compiled.extension import compiled_reads
+from graphql_api.compiled.planner import Planner
 from graphql_api.context import Info
-from graphql_api.execution import LeafListExecutor
+from graphql_api.execution import LeafLists
 from graphql_api.extensions import request_policy
 from graphql_api.ids import split_id
 from graphql_api.jobs.mutations import JobMutations
@@ -27,7 +29,7 @@ from graphql_api.jobs.queries import JobQueries
 from graphql_api.meta.queries import MetaQueries
 from graphql_api.scalars import DateTime
 from graphql_api.settings import Limits
-from graphql_api.subscriptions import Subscription
+from graphql_api.subscriptions import RenderedEventExecutor, Subscription
 from graphql_api.tasktypes.mutations import TaskTypeMutations
 from graphql_api.tasktypes.queries import TaskTypeQueries
 from graphql_api.workers.mutations import WorkerMutations
@@ -84,16 +86,23 @@ class BatchgraphSchema(strawberry.Schema):
         """
 
 
+class Executor(LeafLists, RenderedEventExecutor):
+    """graphql-core's executor, with lists of plain scalars completed in one loop and
+    subscription events that arrive rendered passed through as they are."""
+
+
 @functools.cache
 def build_schema(limits: Limits) -> strawberry.Schema:
     """The process's schema. Limits are part of it; a second, different one cannot be built."""
     if build_schema.cache_info().currsize > 0:
         raise RuntimeError("the schema is built once per process, with one set of limits")
-    return BatchgraphSchema(
+    # Last: its on_execute runs innermost, after every other extension's checks.
+    reads = compiled_reads(None)
+    schema = BatchgraphSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        execution_context_class=LeafListExecutor,
+        execution_context_class=Executor,
         config=StrawberryConfig(
             batching_config={"max_operations": limits.max_batch_operations},
             relay_max_results=limits.max_page_size,
@@ -104,8 +113,11 @@ def build_schema(limits: Limits) -> strawberry.Schema:
             # (bounded, cached) and execution (cost, budget); see extensions.py.
             request_policy(limits),
             functools.partial(ParserCache, maxsize=1024),
+            reads,
         ],
     )
+    reads.planner = Planner(schema)
+    return schema
 
 
 def export_sdl() -> str:

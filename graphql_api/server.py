@@ -19,6 +19,7 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -86,6 +87,20 @@ class DrainingServer(uvicorn.Server):
         os._exit(1)
 
 
+def uvicorn_options(settings: ApiSettings) -> dict[str, Any]:
+    """What every way of serving the app passes to uvicorn (one process or several)."""
+    return {
+        "log_config": None,
+        "lifespan": "on",
+        "ws": "websockets-sansio",
+        # Frames are small JSON (a job event is ~150 bytes): compressing each one per
+        # connection cost more CPU than anything else done per subscriber.
+        "ws_per_message_deflate": False,
+        "access_log": settings.access_log,
+        "timeout_graceful_shutdown": max(1, round(settings.shutdown_seconds)),
+    }
+
+
 def draining_server(
     app: ASGIApp,
     *,
@@ -93,19 +108,9 @@ def draining_server(
     settings: ApiSettings,
     host: str,
     port: int,
-    access_log: bool = False,
     server_class: type[DrainingServer] = DrainingServer,
 ) -> DrainingServer:
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=access_log,
-        lifespan="on",
-        ws="websockets-sansio",
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_seconds)),
-    )
+    config = uvicorn.Config(app, host=host, port=port, **uvicorn_options(settings))
     return server_class(
         config,
         drain=drain,

@@ -95,6 +95,10 @@ class ApiSettings:
     # batchComparison's defaults when a request names no threshold / minSeconds.
     comparison_threshold: float = 0.2
     comparison_min_seconds: float = 0.05
+    # Queries run through the compiled planner; false: through the resolvers (the reference).
+    compiled_reads: bool = True
+    # One log line per request (uvicorn's access log) costs ~5 % of a small request.
+    access_log: bool = False
 
     def pool_options(self) -> dict[str, Any]:
         """Keyword arguments for db.session.connect."""
@@ -127,6 +131,8 @@ class ApiSettings:
             token_recheck_seconds=found.token_recheck_seconds,
             comparison_threshold=found.comparison_threshold,
             comparison_min_seconds=found.comparison_min_seconds,
+            compiled_reads=found.compiled_reads,
+            access_log=found.access_log,
         )
 
     @classmethod

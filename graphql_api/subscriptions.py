@@ -1,38 +1,50 @@
 """Subscriptions over graphql-transport-ws, fed by the LISTEN/NOTIFY event bus.
 
-A subscriber listens first, then replays what it missed (``afterEventId``) from
-the job events table, then takes live events, skipping ids already sent: no gap,
-no duplicate. Payloads are read fresh for every event (never from the
-connection's DataLoaders, which would cache stale rows)."""
+``jobStatusChanged`` goes through the process's job event hub (graphql_api.fanout):
+each event is read once and rendered once per distinct selection; a subscriber only
+receives the rendered text (the schema's executor puts it into the frame as is, see
+``RenderedEventExecutor``). What it missed (``afterEventId``) is replayed from the job
+events table first, up to the hub's cursor: no gap, no duplicate.
+``batchProgress`` and ``workerStatusChanged`` read fresh rows for every notice."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import AsyncGenerator
+import base64
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
+from typing import Any
 
+import orjson
 import strawberry
+from graphql import ExecutionResult
+from graphql.execution.values import VariableValues
+from starlette.websockets import WebSocket
 from strawberry import relay
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from db.enums import JobStatus
 from db.events import JOB_EVENTS, METRICS, RESYNC, WORKERS, Notice
 from db.models import JobEvent
+from db.repositories.job import EventRow
 from domain.auth.rules import require_authenticated
 from domain.batches.service import get_visible as visible_batch
-from domain.errors import DomainError, NotFoundError
+from domain.errors import DomainError, NotFoundError, UnauthenticatedError
 from domain.jobs.service import get_visible as visible_job
 from graphql_api.batches.types import BatchCounters, NodeMetrics
 from graphql_api.comparisons.queries import compare
 from graphql_api.comparisons.types import BatchComparison
+from graphql_api.compiled.selection import Tree
 from graphql_api.context import Info
 from graphql_api.errors import top_level
+from graphql_api.fanout import Lagged, Rendered, Revoked
 from graphql_api.ids import parse_id
+from graphql_api.jsonenc import RawJSON
+from graphql_api.websocket import CURRENT_OPERATION
+from graphql_api.websocket import FORBIDDEN as TOKEN_REVOKED
 from graphql_api.workers.types import Worker
 
-REPLAY_PAGE = 500
 PROGRESS_EVERY = 0.25  # seconds: batchProgress is throttled
-SEEN = 50_000
 
 
 @strawberry.type(description="A job changed status (one job event).")
@@ -75,6 +87,64 @@ class BatchProgress:
     node_metrics: list[NodeMetrics] = strawberry.field(
         description="Per node (job name), in recipe order: as `Batch.nodeMetrics`."
     )
+
+
+def _gid(kind: str, pk: int) -> str:
+    return base64.b64encode(f"{kind}:{pk}".encode()).decode()
+
+
+# How each JobStatusEvent field is written, as strawberry would serialize it.
+_EVENT_FIELDS: dict[str, Callable[[EventRow], Any]] = {
+    "__typename": lambda e: "JobStatusEvent",
+    "eventId": lambda e: e.id,
+    "job": lambda e: _gid("Job", e.job_id),
+    "batch": lambda e: _gid("Batch", e.batch_id),
+    "node": lambda e: e.node,
+    "fromStatus": lambda e: e.from_status.value if e.from_status is not None else None,
+    "toStatus": lambda e: e.to_status.value,
+    "attempt": lambda e: e.attempt,
+    "worker": lambda e: e.worker,
+    "reason": lambda e: e.reason,
+    "at": lambda e: e.at.isoformat(),
+}
+
+
+def event_renderer(info: Info) -> tuple[tuple[Any, ...], Callable[[EventRow], str]]:
+    """(what distinguishes this selection, a function writing an event as its JSON)."""
+    raw: Any = info.variable_values
+    variables = raw if isinstance(raw, VariableValues) else VariableValues({}, dict(raw or {}))
+    core: Any = info._raw_info  # graphql-core's info: the nodes and fragments
+    tree = Tree(info.schema._schema, core.fragments, variables)
+    fields = tree.collect(
+        "JobStatusEvent", [n.selection_set for n in core.field_nodes if n.selection_set]
+    )
+    plan = tuple((f.key, f.name) for f in fields)
+    writers = [(key, _EVENT_FIELDS[name]) for key, name in plan]
+
+    def render(event: EventRow) -> str:
+        return orjson.dumps({key: write(event) for key, write in writers}).decode()
+
+    return plan, render
+
+
+class RenderedEventExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Subscription events that arrive rendered (graphql_api.fanout) are not executed
+    again per subscriber: their text becomes the result as is."""
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        if isinstance(payload, Rendered):
+            return _RenderedEvent(payload)
+        return super().build_per_event_executor(payload)
+
+
+class _RenderedEvent:
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: Rendered) -> None:
+        self.payload = payload
+
+    def execute_operation(self, serially: bool | None = None) -> ExecutionResult:
+        return ExecutionResult(data={self.payload.key: RawJSON(self.payload.text)}, errors=None)
 
 
 async def _authorize(
@@ -120,13 +190,9 @@ def _changes_batches(notice: Notice) -> bool:
     return notice.channel in (JOB_EVENTS, METRICS)
 
 
-def _concerns(notice: Notice, batch_id: int | None, job_id: int | None) -> bool:
-    """Could this notice (one statement's events: their batches and id range) hold
-    events for this subscriber? A job subscription checks by reading."""
+def _touches(notice: Notice, batch_id: int) -> bool:
     batches = notice.data.get("batches")
-    if batch_id is not None:
-        return batches is None or batch_id in batches
-    return job_id is not None
+    return batches is None or batch_id in batches  # None: a statement touched very many
 
 
 def _touches_chain(notice: Notice, chain: frozenset[int]) -> bool:
@@ -153,52 +219,62 @@ class Subscription:
         after_event_id: int | None = None,
     ) -> AsyncGenerator[JobStatusEvent, None]:
         batch_id, job_id = await _authorize(info, batch, job)
-        seen: deque[int] = deque(maxlen=SEEN)
-        seen_set: set[int] = set()
-        last = after_event_id
-
-        def fresh(event: JobEvent) -> bool:
-            if event.id in seen_set:
-                return False
-            if len(seen) == seen.maxlen:
-                seen_set.discard(seen[0])
-            seen.append(event.id)
-            seen_set.add(event.id)
-            return True
-
-        async def replay() -> list[JobStatusEvent]:
-            nonlocal last
-            found: list[JobStatusEvent] = []
-            while True:
-                async with info.context.reads() as reads:
-                    rows = await reads.jobs.events_after(
-                        batch_id=batch_id, job_id=job_id, after=last or 0, limit=REPLAY_PAGE
-                    )
-                found += [JobStatusEvent.of(e, n) for e, n in rows if fresh(e)]
-                if rows:
-                    last = max(last or 0, rows[-1][0].id)
-                if len(rows) < REPLAY_PAGE:
-                    return found
-
-        async with info.context.events.subscribe() as queue:
+        hub = info.context.hub
+        assert hub is not None, "the app's lifespan starts the job event hub"
+        selection, render = event_renderer(info)
+        operation = CURRENT_OPERATION.get(None)
+        socket = info.context.request
+        write = (
+            socket.send_text if operation is not None and isinstance(socket, WebSocket) else None
+        )
+        key = str(info.path.key)
+        head = (
+            f'{{"id":{orjson.dumps(operation).decode()},"type":"next","payload":{{"data":{{"{key}":'
+        )
+        async with hub.subscribe(
+            batch_id=batch_id,
+            job_id=job_id,
+            actor=info.context.actor,
+            selection=selection,
+            render=render,
+            key=key,
+            write=write,
+            head=head,
+        ) as sub:
+            start = await sub.started
+            last = start
             if after_event_id is not None:
-                for event in await replay():
-                    yield event
-            else:  # from now on: what was there before subscribing is history
-                async with info.context.reads() as reads:
-                    last = await reads.jobs.last_event_id()
+                last = after_event_id
+                async for item in hub.replay(sub, after_event_id, start):
+                    last = item.event_id
+                    if write is not None:
+                        await write(head + item.text + "}}}")
+                    else:
+                        yield item  # type: ignore[misc]  # rendered already (graphql_api.fanout)
+                last = max(last, start)
             while True:
-                notice: Notice = await queue.get()
-                if notice is RESYNC:
-                    for event in await replay():
-                        yield event
-                    continue
-                if notice.channel != JOB_EVENTS or not _concerns(notice, batch_id, job_id):
-                    continue
-                if last is not None and notice.data.get("max", 0) <= last:
-                    continue
-                for event in await replay():
-                    yield event
+                if write is not None and not sub.direct and sub.queue.empty():
+                    sub.direct = True  # from now on the hub writes this subscriber's frames
+                found = await sub.queue.get()
+                if isinstance(found, Revoked):
+                    if isinstance(socket, WebSocket):  # as for every subscription (websocket.py)
+                        await socket.close(code=TOKEN_REVOKED, reason="The token no longer holds")
+                        return
+                    raise top_level(UnauthenticatedError("The token was disabled or expired"))
+                if isinstance(found, Lagged):
+                    async for item in hub.replay(sub, last, found.upto):
+                        last = item.event_id
+                        if write is not None:
+                            await write(head + item.text + "}}}")
+                        else:
+                            yield item  # type: ignore[misc]
+                    last = max(last, found.upto)
+                elif found.event_id > last:
+                    last = found.event_id
+                    if write is not None:
+                        await write(head + found.text + "}}}")
+                    else:
+                        yield found  # type: ignore[misc]
 
     @strawberry.subscription(
         description="A batch's counters and node metrics as its jobs move (throttled): a"
@@ -215,7 +291,7 @@ class Subscription:
             while True:
                 notice = await queue.get()
                 if notice is not RESYNC and (
-                    not _changes_batches(notice) or not _concerns(notice, batch_id, None)
+                    not _changes_batches(notice) or not _touches(notice, batch_id)
                 ):
                     continue
                 await asyncio.sleep(PROGRESS_EVERY)  # let a burst settle into one update

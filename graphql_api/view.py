@@ -9,6 +9,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import asyncpg
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -30,7 +31,9 @@ from graphql_api.auth.authenticator import Authenticator
 from graphql_api.auth.revocation import TokenStatus
 from graphql_api.context import Context
 from graphql_api.errors import error_response, fold_statuses, present, status_for
+from graphql_api.fanout import JobEventHub
 from graphql_api.graphiql import render_graphiql
+from graphql_api.jsonenc import dumps, dumps_text
 from graphql_api.ratelimit import Budgets, identity
 from graphql_api.requestid import current_request_id
 from graphql_api.settings import ApiSettings
@@ -61,6 +64,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         settings: ApiSettings,
         authenticator: Authenticator,
         events: EventBus,
+        hub: JobEventHub | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -74,6 +78,8 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         self._dispatcher = dispatcher
         self._settings = settings
         self._authenticator = authenticator
+        self._hub = hub
+        self.read_pool: asyncpg.Pool | None = None  # opened by the app's lifespan
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -165,6 +171,10 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             request=request,
             response=response,
             budgets=self._budgets,
+            authenticator=self._authenticator,
+            hub=self._hub,
+            read_pool=self.read_pool,
+            compiled_reads=self._settings.compiled_reads,
         )
         if isinstance(request, Request):
             try:
@@ -230,9 +240,12 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
         sub_response: Response,
     ) -> Response:
-        response = super().create_response(response_data, sub_response)
-        if not sub_response.status_code:
-            response.status_code = response_status(response_data)
+        # Bytes straight from the encoder (compiled reads arrive as rendered JSON text).
+        response = Response(dumps(response_data), media_type="application/json")
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
+        response.status_code = sub_response.status_code or response_status(response_data)
         if response.status_code == 503 and "retry-after" not in response.headers:
             response.headers["Retry-After"] = self._retry_after()
         return response
@@ -240,7 +253,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
     def encode_json(self, data: object) -> str:
         # Text, not bytes: the websocket handlers send this too, and a bytes payload
         # goes out as a binary frame, which browsers' graphql-ws clients cannot read.
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        return dumps_text(data)
 
 
 def response_status(data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> int:

@@ -17,6 +17,7 @@ Over strawberry's handler:
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,10 +35,18 @@ from graphql_api.errors import present
 
 log = logging.getLogger(__name__)
 FORBIDDEN = 4403
+# The graphql-transport-ws operation a subscription resolver runs for (set by the handler).
+CURRENT_OPERATION: ContextVar[str] = ContextVar("graphql_operation")
 BAD_REQUEST = 4400
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        # Lets a subscription know its operation id, so the job event hub can write its
+        # ``next`` frames itself (graphql_api.fanout).
+        CURRENT_OPERATION.set(operation.id)
+        await super().run_operation(operation)
+
     async def handle_message(self, message: Message) -> None:
         raw: Any = message
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):

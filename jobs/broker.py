@@ -12,6 +12,10 @@ from dramatiq.middleware import AsyncIO
 from db.config import settings
 
 DEFAULT_QUEUE = "default"
+# Batch creation and check-ins go through their own queue, taken before jobs: the next
+# chunk of a large batch never waits behind the jobs.run messages of the previous one.
+CONTROL_QUEUE = "control"
+CONTROL_ACTORS = frozenset({"batches.create_chunk", "tasktypes.check_in"})
 DRAMATIQ_NAMESPACE = "dramatiq"
 # An idle Redis consumer polls with back-off up to the worker timeout; at the
 # default 1,000 ms the median pick-up is ~190–260 ms, at 10 ms ~4 ms (bench/
@@ -19,11 +23,16 @@ DRAMATIQ_NAMESPACE = "dramatiq"
 REDIS_WORKER_TIMEOUT_MS = 10
 
 
-def queue_name() -> str:
-    """The one queue batchgraph uses: ``default``, or ``<namespace>.default`` when
-    BATCHGRAPH_BROKER_NAMESPACE is set (a test run, or deployments sharing a broker)."""
+def queue_name(kind: str = DEFAULT_QUEUE) -> str:
+    """A queue of batchgraph's (``default`` for jobs, ``control`` for the rest), as
+    ``<namespace>.<kind>`` when BATCHGRAPH_BROKER_NAMESPACE is set (a test run, or
+    deployments sharing a broker)."""
     namespace = settings().broker_namespace
-    return f"{namespace}.{DEFAULT_QUEUE}" if namespace else DEFAULT_QUEUE
+    return f"{namespace}.{kind}" if namespace else kind
+
+
+def queue_of(actor_name: str) -> str:
+    return queue_name(CONTROL_QUEUE if actor_name in CONTROL_ACTORS else DEFAULT_QUEUE)
 
 
 def build_broker(url: str) -> dramatiq.Broker:
@@ -39,7 +48,8 @@ def build_broker(url: str) -> dramatiq.Broker:
             "BROKER_URL must start with amqp://, amqps://, redis://, rediss:// or unix://"
         )
     broker.add_middleware(AsyncIO())
-    broker.declare_queue(queue_name())
+    broker.declare_queue(queue_name(DEFAULT_QUEUE))
+    broker.declare_queue(queue_name(CONTROL_QUEUE))
     return broker
 
 

@@ -8,17 +8,18 @@ import dramatiq
 from dramatiq import Message
 
 from domain.ports import JSONScalar
-from jobs.broker import ping, queue_name
+from jobs.broker import ping, queue_of
 
 
 class DramatiqDispatcher:
     def __init__(self, broker: dramatiq.Broker, *, queue: str | None = None) -> None:
+        """``queue``: send everything there (tests); else each actor's own queue."""
         self._broker = broker
-        self._queue_name = queue or queue_name()
+        self._queue_name = queue
 
     async def send(self, actor_name: str, *args: JSONScalar, delay_ms: int | None = None) -> None:
         message: Message[object] = Message(
-            queue_name=self._queue_name,
+            queue_name=self._queue_name or queue_of(actor_name),
             actor_name=actor_name,
             args=args,
             kwargs={},

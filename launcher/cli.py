@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import signal
 import sys
 import time
@@ -120,6 +121,12 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log", help="log every HTTP request [BATCHGRAPH_ACCESS_LOG]")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="API processes sharing the port (for machines with several cores)"
+        ),
+    ] = 1,
 ) -> int:
     """The API and GraphiQL, plus one fleet worker process."""
 
@@ -145,6 +152,22 @@ def serve(
         secret = asyncio.run(_bootstrap_admin(infra.database_url))
         worker = None if no_worker else spawn_worker(infra, processes=1, threads=4)
         assert infra.broker_url is not None
+        if workers > 1:
+            try:
+                _serve_processes(
+                    infra.environment(),
+                    settings,
+                    api_settings,
+                    bind_host,
+                    bind_port,
+                    workers,
+                    secret,
+                )
+            finally:
+                forget_server(settings.home)
+                if worker is not None:
+                    stop_worker(worker)
+            return 0
         dispatcher = DramatiqDispatcher(build_broker(infra.broker_url))
         app_ = create_app(
             settings=api_settings,
@@ -168,7 +191,6 @@ def serve(
             settings=api_settings,
             host=bind_host,
             port=bind_port,
-            access_log=settings.access_log,
             server_class=Server,
         )
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, restores the handlers it
@@ -188,6 +210,39 @@ def serve(
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def _serve_processes(
+    environment: dict[str, str],
+    settings: Settings,
+    api_settings: Any,
+    host: str,
+    port: int,
+    workers: int,
+    secret: str | None,
+) -> None:
+    """Several API processes on one port (uvicorn's supervisor): each builds the app from
+    the environment (graphql_api.app:app_from_env), with its own pools and event bus."""
+    import uvicorn
+
+    from graphql_api.server import uvicorn_options
+
+    if port == 0:
+        raise typer.BadParameter("--workers needs a fixed --port")
+    os.environ.update(environment)
+    if settings.access_log:
+        os.environ["BATCHGRAPH_ACCESS_LOG"] = "true"
+    url = f"http://{host}:{port}/graphql"
+    record_server(settings.home, url)
+    console.started(url, secret)
+    uvicorn.run(
+        "graphql_api.app:app_from_env",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        **uvicorn_options(api_settings),
+    )
 
 
 @app.command()

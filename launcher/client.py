@@ -43,6 +43,10 @@ CANCEL_JOB = """mutation CancelJob($id: ID!, $reason: String) {
 RETRY_JOB = """mutation RetryJob($id: ID!) { retryJob(id: $id) { __typename
   ... on JobUpdated { job { id node status attempt } }
   ... on Error { code message } } }"""
+RETRY_BATCH = """mutation RetryBatch($id: ID!, $canceled: Boolean) {
+  retryBatch(id: $id, includeCanceled: $canceled) { __typename
+    ... on BatchRetried { retriedJobs batch { id title } }
+    ... on Error { code message } } }"""
 WORKERS = """query Workers($connected: Boolean, $first: Int!) {
   workers(connected: $connected, first: $first) { totalCount edges { node {
     name kind host concurrency isConnected enabled isTokenEnabled lastSeenAt

@@ -165,12 +165,25 @@ def cancel(
 
 
 def retry(
-    id: Annotated[str, typer.Argument(help="a FAILED or CANCELED job's id")],
+    id: Annotated[str, typer.Argument(help="a batch's or a FAILED or CANCELED job's id")],
+    include_canceled: Annotated[
+        bool, typer.Option("--include-canceled", help="a batch's canceled jobs too")
+    ] = False,
     url: Url = None,
     token: Token = None,
 ) -> int:
-    """Retry a failed or canceled job as a new attempt."""
-    done = _client(url, token).call(gql.RETRY_JOB, {"id": id})["retryJob"]
+    """Retry a failed or canceled job, or every failed job of a batch, as new attempts."""
+    api = _client(url, token)
+    kind = (api.call(gql.KIND, {"id": id})["node"] or {}).get("__typename")
+    if kind == "Batch":
+        done = api.call(gql.RETRY_BATCH, {"id": id, "canceled": include_canceled})["retryBatch"]
+        _refused(done)
+        console.out.print(
+            f"batch {done['batch']['id']} {escape(repr(done['batch']['title']))}:"
+            f" {done['retriedJobs']} jobs retried"
+        )
+        return 0
+    done = api.call(gql.RETRY_JOB, {"id": id})["retryJob"]
     _refused(done)
     job = done["job"]
     console.out.print(

@@ -114,8 +114,10 @@ TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables)
 
 async def reset(database: Database) -> None:
     from domain.jobs import revisions
+    from graphql_api.fanout import forget_events
 
     revisions.forget()  # ids restart below, so cached rows would be someone else's
+    forget_events()
     async with database.engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
         # What the first migration seeds.
@@ -145,8 +147,15 @@ def sql_counter(db: Database) -> Iterator[StatementCounter]:
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         counter.statements.append(statement)
 
+    from graphql_api.compiled.planner import STATEMENT_HOOKS
+
+    def compiled(statement: str) -> None:  # the compiled read path's statements
+        counter.statements.append(statement)
+
     event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    STATEMENT_HOOKS.append(compiled)
     yield counter
+    STATEMENT_HOOKS.remove(compiled)
     event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
@@ -200,14 +209,15 @@ def delete_redis_namespace(url: str, namespace: str) -> int:
 
 
 def delete_rabbitmq_queues(url: str, namespace: str) -> None:
-    """Delete this run's queue and its delay and dead-letter queues."""
+    """Delete this run's queues and their delay and dead-letter queues."""
     import pika
 
     connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
         channel = connection.channel()
-        for suffix in ("", ".DQ", ".XQ"):
-            channel.queue_delete(f"{namespace}.default{suffix}")
+        for queue in ("default", "control"):
+            for suffix in ("", ".DQ", ".XQ"):
+                channel.queue_delete(f"{namespace}.{queue}{suffix}")
     finally:
         connection.close()
 

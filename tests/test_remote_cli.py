@@ -76,6 +76,13 @@ async def test_batches_cancel_and_retry(
     assert "2 jobs canceled" in capsys.readouterr().out
     assert await run("batches", "--workspace", "default") == 0
     assert "canceled" in capsys.readouterr().out
+    # A batch's retry re-opens its canceled jobs when asked.
+    assert await run("retry", gid("Batch", batch.id)) == 0
+    assert "0 jobs retried" in capsys.readouterr().out  # none failed
+    assert await run("retry", gid("Batch", batch.id), "--include-canceled") == 0
+    assert "2 jobs retried" in capsys.readouterr().out
+    assert await run("cancel", gid("Batch", batch.id)) == 0
+    capsys.readouterr()
 
     # Refusals are one line with their code, exit code 2, no traceback.
     assert await run("cancel", gid("Job", second)) == 2

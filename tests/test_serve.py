@@ -267,3 +267,32 @@ def test_serve_and_worker_share_embedded_services_and_stop_cleanly(tmp_path: Pat
     while _processes_using(home) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _processes_using(home) == [], "SIGTERM left embedded servers or workers running"
+
+
+def test_serve_with_several_api_processes_on_one_port(tmp_path: Path) -> None:
+    """`serve --workers 2`: two API processes share the port; each answers; both stop."""
+    home = tmp_path / "home"
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    serve = _start(
+        ["serve", "--no-worker", "--workers", "2", "--port", str(port)],
+        _env(home, port),
+        tmp_path / "serve.log",
+    )
+    try:
+        _wait_ready(base, serve, tmp_path / "serve.log")
+        secret = _startup_block((tmp_path / "serve.log").read_text(), f"{base}/graphql")
+        answered = {
+            _get(f"{base}/graphql", {"query": "{ viewer { role } }"}, token=secret)["data"][
+                "viewer"
+            ]["role"]
+            for _ in range(20)
+        }
+        assert answered == {"ADMIN"}
+        children = subprocess.run(
+            ["pgrep", "-P", str(serve.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert len(children) >= 2, children  # the API processes (uvicorn's supervisor)
+    finally:
+        assert _stop(serve, signal.SIGTERM) == 0, (tmp_path / "serve.log").read_text()
+    assert _processes_using(home) == []

@@ -1,5 +1,4 @@
-"""execution at scale: counter deltas, periodic tasks, task requirements, one NOTIFY per
-statement
+"""execution at scale: counter deltas, periodic tasks, task requirements
 
 Revision ID: 0005
 Revises: 0004
@@ -17,11 +16,6 @@ revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-JOB_EVENTS = "batchgraph_job_events"
-# Past this many batches in one statement, a notice says "every batch" (null): a
-# NOTIFY payload must stay under 8,000 bytes.
-MAX_BATCHES_PER_NOTICE = 200
 
 
 def _counts() -> list[sa.Column[int]]:
@@ -106,51 +100,9 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("status = 'RUNNING'"),
     )
-    # One notice per statement, not per row: a bulk change of 100,000 jobs sends one.
-    op.execute("DROP TRIGGER job_event_notify ON job_event")
-    op.execute("DROP FUNCTION notify_job_event()")
-    op.execute(f"""
-        CREATE FUNCTION notify_job_events() RETURNS trigger AS $$
-        DECLARE
-          low bigint;
-          high bigint;
-          batches json;
-        BEGIN
-          SELECT min(id), max(id) INTO low, high FROM new_rows;
-          IF low IS NULL THEN
-            RETURN NULL;
-          END IF;
-          SELECT CASE WHEN count(*) > {MAX_BATCHES_PER_NOTICE} THEN NULL
-                      ELSE json_agg(batch_id ORDER BY batch_id) END
-            INTO batches
-            FROM (SELECT DISTINCT batch_id FROM new_rows) b;
-          PERFORM pg_notify('{JOB_EVENTS}',
-            json_build_object('batches', batches, 'min', low, 'max', high)::text);
-          RETURN NULL;
-        END $$ LANGUAGE plpgsql
-    """)
-    op.execute("""
-        CREATE TRIGGER job_event_notify AFTER INSERT ON job_event
-        REFERENCING NEW TABLE AS new_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION notify_job_events()
-    """)
 
 
 def downgrade() -> None:
-    op.execute("DROP TRIGGER job_event_notify ON job_event")
-    op.execute("DROP FUNCTION notify_job_events()")
-    op.execute(f"""
-        CREATE FUNCTION notify_job_event() RETURNS trigger AS $$
-        BEGIN
-          PERFORM pg_notify('{JOB_EVENTS}', json_build_object(
-            'id', NEW.id, 'job', NEW.job_id, 'batch', NEW.batch_id)::text);
-          RETURN NULL;
-        END $$ LANGUAGE plpgsql
-    """)
-    op.execute("""
-        CREATE TRIGGER job_event_notify AFTER INSERT ON job_event
-        FOR EACH ROW EXECUTE FUNCTION notify_job_event()
-    """)
     op.drop_index(
         "ix_job_running_started_at",
         table_name="job",

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql import FromClause
 
 from db.models import Batch, BatchItem, BatchNode, Recipe, Workspace
 from db.repositories import counters
@@ -41,6 +42,17 @@ class ItemRow(NamedTuple):
     value: Any
     previous_recipe_id: int | None
     nodes: Sequence[str] | None  # None: every node of the recipe
+
+
+# Where batch counters and per-node metrics are read from, by every reader (the
+# resolvers, the compiled read path, subscriptions): one row per batch and node with
+# the columns of ``batch_node`` (batch_id, node, position, task_type_revision_id, one
+# count per status, run_/job_seconds_min/max/sum/count, last_changed_at): the folded
+# rows plus the deltas not folded yet (db/repositories/counters.py).
+NODE_COUNTERS: FromClause = counters.LIVE_NODES
+
+
+NodeCounters = NodeCounts
 
 
 class RecipeItem(NamedTuple):
@@ -285,7 +297,7 @@ def _live_last_modified() -> Any:
 
 UNBOUNDED = 1_000_000_000
 
-_ORDER_KEYS: dict[BatchOrder, list[Any]] = {
+ORDER_KEYS: dict[BatchOrder, list[Any]] = {
     BatchOrder.ID: [Batch.id],
     BatchOrder.TITLE: [func.lower(Batch.title, type_=String), Batch.id],  # case-insensitive
     BatchOrder.CREATED: [Batch.created_at, Batch.id],
@@ -294,4 +306,4 @@ _ORDER_KEYS: dict[BatchOrder, list[Any]] = {
 
 
 def _order_key(order: BatchOrder) -> list[Any]:
-    return _ORDER_KEYS[order]
+    return ORDER_KEYS[order]

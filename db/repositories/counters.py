@@ -2,7 +2,7 @@
 
 Transitions append rows to ``batch_node_delta`` (db/repositories/moves.py); a
 periodic task folds them into ``batch_node`` in one statement (``fold``). Readers
-add what is still unfolded (``live_nodes``): in any snapshot the sum is exact,
+add what is still unfolded (``LIVE_NODES``): in any snapshot the sum is exact,
 since a fold moves deltas into the base atomically.
 
 Counts, min, max and sums (so averages) fold from deltas; percentiles do not. The
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Select, func, select, text
+from sqlalchemy import ColumnElement, Subquery, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -76,8 +76,11 @@ PERCENTILES = (
 )
 
 
-def live_nodes(batch_ids: Sequence[int]) -> Select[Any]:
-    """The live rows of these batches' nodes (base + unfolded deltas), in recipe order."""
+ZERO: ColumnElement[int] = literal_column("0")
+
+
+def _live_nodes() -> Subquery:
+    """Every batch node, live: the folded row plus its deltas not folded yet."""
     d = BatchNodeDelta.__table__.c
     pending = (
         select(
@@ -88,7 +91,6 @@ def live_nodes(batch_ids: Sequence[int]) -> Select[Any]:
             *[func.max(d[c]).label(c) for c in MAXES],
             func.max(d.at).label("at"),
         )
-        .where(d.batch_id.in_(batch_ids))
         .group_by(d.batch_id, d.node)
         .subquery("pending")
     )
@@ -99,23 +101,12 @@ def live_nodes(batch_ids: Sequence[int]) -> Select[Any]:
             b.node,
             b.position,
             b.task_type_revision_id,
-            *[(b[c] + func.coalesce(pending.c[c], 0)).label(c) for c in COUNTS],
-            func.least(b.run_seconds_min, pending.c.run_seconds_min).label("run_seconds_min"),
-            func.greatest(b.run_seconds_max, pending.c.run_seconds_max).label("run_seconds_max"),
-            (b.run_seconds_sum + func.coalesce(pending.c.run_seconds_sum, 0)).label(
-                "run_seconds_sum"
-            ),
-            (b.run_seconds_count + func.coalesce(pending.c.run_seconds_count, 0)).label(
-                "run_seconds_count"
-            ),
-            func.least(b.job_seconds_min, pending.c.job_seconds_min).label("job_seconds_min"),
-            func.greatest(b.job_seconds_max, pending.c.job_seconds_max).label("job_seconds_max"),
-            (b.job_seconds_sum + func.coalesce(pending.c.job_seconds_sum, 0)).label(
-                "job_seconds_sum"
-            ),
-            (b.job_seconds_count + func.coalesce(pending.c.job_seconds_count, 0)).label(
-                "job_seconds_count"
-            ),
+            # Constants as SQL text, not parameters: the compiled read path embeds this
+            # selectable and binds only its own parameters.
+            *[(b[c] + func.coalesce(pending.c[c], ZERO)).label(c) for c in COUNTS],
+            *[(b[c] + func.coalesce(pending.c[c], ZERO)).label(c) for c in SUMS],
+            *[func.least(b[c], pending.c[c]).label(c) for c in MINS],
+            *[func.greatest(b[c], pending.c[c]).label(c) for c in MAXES],
             func.greatest(b.last_changed_at, pending.c.at).label("last_changed_at"),
             *[b[c] for c in PERCENTILES],
         )
@@ -124,16 +115,26 @@ def live_nodes(batch_ids: Sequence[int]) -> Select[Any]:
                 pending, (pending.c.batch_id == b.batch_id) & (pending.c.node == b.node)
             )
         )
-        .where(b.batch_id.in_(batch_ids))
-        .order_by(b.batch_id, b.position)
+        .subquery("node_counters")
     )
+
+
+# The one selectable every reader of counters uses (resolvers, the compiled read path,
+# subscriptions): PostgreSQL pushes a batch filter down into both of its parts.
+LIVE_NODES = _live_nodes()
 
 
 async def nodes(session: AsyncSession, batch_ids: Sequence[int]) -> list[list[NodeCounts]]:
     """Per batch (in key order), its live node rows in recipe order."""
     grouped: dict[int, list[NodeCounts]] = {i: [] for i in batch_ids}
     if batch_ids:
-        for row in await session.execute(live_nodes(batch_ids)):
+        c = LIVE_NODES.c
+        rows = await session.execute(
+            select(*[c[name] for name in NodeCounts._fields])
+            .where(c.batch_id.in_(batch_ids))
+            .order_by(c.batch_id, c.position)
+        )
+        for row in rows:
             grouped[row.batch_id].append(NodeCounts(*row))
     return [grouped[i] for i in batch_ids]
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Select, func, select, text, update
+from sqlalchemy import Select, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -26,6 +26,23 @@ class JobFilter:
     created_before: datetime | None = None
     completed_after: datetime | None = None
     completed_before: datetime | None = None
+
+
+class EventRow(NamedTuple):
+    """A job event with what subscribers need besides it: the job's node and whether
+    the batch's workspace is public."""
+
+    id: int
+    job_id: int
+    batch_id: int
+    from_status: JobStatus | None
+    to_status: JobStatus
+    attempt: int
+    worker: str | None
+    reason: str | None
+    at: datetime
+    node: str
+    public: bool
 
 
 class RunToStart(NamedTuple):
@@ -187,8 +204,49 @@ class JobRepository:
         )
         return [(event, node) for event, node in rows]
 
-    async def last_event_id(self) -> int:
-        return int(await self._session.scalar(select(func.max(JobEvent.id))) or 0)
+    async def event_horizon(self) -> int:
+        """The largest event id below which no event can still appear (alembic 0006)."""
+        return int(await self._session.scalar(select(func.job_event_horizon())) or 0)
+
+    async def events_in_range(
+        self,
+        *,
+        after: int,
+        upto: int,
+        batch_ids: Sequence[int],
+        job_ids: Sequence[int],
+        limit: int,
+    ) -> list[EventRow]:
+        """Events with ``after < id <= upto`` of these batches or jobs, in id order."""
+        if not batch_ids and not job_ids:
+            return []
+        e = JobEvent.__table__.c
+        scope = []
+        if batch_ids:
+            scope.append(e.batch_id.in_(list(batch_ids)))
+        if job_ids:
+            scope.append(e.job_id.in_(list(job_ids)))
+        rows = await self._session.execute(
+            select(
+                e.id,
+                e.job_id,
+                e.batch_id,
+                e.from_status,
+                e.to_status,
+                e.attempt,
+                e.worker,
+                e.reason,
+                e.at,
+                Job.node,
+                Workspace.public,
+            )
+            .join(Job, Job.id == e.job_id)
+            .join(Workspace, Workspace.id == Job.workspace_id)
+            .where(e.id > after, e.id <= upto, or_(*scope))
+            .order_by(e.id)
+            .limit(limit)
+        )
+        return [EventRow(*row) for row in rows]
 
     async def events_by_id(self, ids: Sequence[int]) -> list[tuple[JobEvent, str]]:
         rows = await self._session.execute(

@@ -315,6 +315,14 @@ class NodePlan:
     max_attempts: int
     depends_on: tuple[str, ...]
     templated: bool  # parameters rendered by the caller (else: the input item itself)
+    # Ready jobs of this node go straight to QUEUED (their history shows the dispatch):
+    # what ``dispatch`` would do at once, without a second write of every row.
+    queue_now: bool = False
+
+
+class Created(NamedTuple):
+    jobs: int
+    queued: list[tuple[int, int]]  # (job id, task type revision id) of the jobs QUEUED
 
 
 _RECIPES = text(
@@ -332,8 +340,8 @@ _JOBS = text(
     """WITH n AS (
   SELECT * FROM unnest(CAST(:names AS text[]), CAST(:revisions AS bigint[]),
                        CAST(:attempts AS int[]), CAST(:deps AS text[]), CAST(:ord AS int[]),
-                       CAST(:templated AS bool[]))
-    AS n(name, revision_id, max_attempts, deps, ord, templated)
+                       CAST(:templated AS bool[]), CAST(:queue_now AS bool[]))
+    AS n(name, revision_id, max_attempts, deps, ord, templated, queue_now)
 ),
 p AS (
   SELECT * FROM unnest(CAST(:p_position AS int[]), CAST(:p_node AS text[]),
@@ -341,6 +349,7 @@ p AS (
 ),
 src AS (
   SELECT r.id AS recipe_id, r.position, n.name, n.revision_id, n.max_attempts, n.ord,
+         n.queue_now,
          CASE WHEN n.templated THEN CAST(p.parameters AS jsonb) ELSE r.item END AS parameters,
          EXISTS (SELECT 1 FROM unnest(string_to_array(n.deps, ',')) AS dep
                  WHERE dep <> '' AND (bi.nodes IS NULL OR dep = ANY(bi.nodes))) AS waits
@@ -353,25 +362,35 @@ src AS (
 ),
 ins AS (
   INSERT INTO job (workspace_id, batch_id, recipe_id, node, task_type_revision_id, parameters,
-                   status, priority, attempt, max_attempts, canceled_by_dependency)
+                   status, priority, attempt, max_attempts, canceled_by_dependency, queued_at)
   SELECT :workspace, :batch, recipe_id, name, revision_id, parameters,
-         CAST(CASE WHEN waits THEN 'BLOCKED' ELSE 'PENDING' END AS job_status), :priority, 1,
-         max_attempts, false
+         CAST(CASE WHEN waits THEN 'BLOCKED' WHEN queue_now THEN 'QUEUED' ELSE 'PENDING' END
+              AS job_status),
+         :priority, 1, max_attempts, false,
+         CASE WHEN queue_now AND NOT waits THEN now() END
   FROM src ORDER BY position, ord
   ON CONFLICT (recipe_id, node) DO NOTHING
-  RETURNING id, batch_id, node, status, attempt
+  RETURNING id, batch_id, node, status, attempt, task_type_revision_id
 ),
 ev AS (
   INSERT INTO job_event (job_id, batch_id, from_status, to_status, attempt, reason)
-  SELECT id, batch_id, NULL, status, attempt, 'created' FROM ins ORDER BY id
+  SELECT id, batch_id, s.from_status, s.to_status, attempt, s.reason
+  FROM ins
+  CROSS JOIN LATERAL (VALUES
+      (1, NULL::job_status,
+       CASE WHEN status = 'QUEUED' THEN 'PENDING'::job_status ELSE status END, 'created'),
+      (2, 'PENDING'::job_status, 'QUEUED'::job_status, CAST(:dispatched AS text))
+  ) AS s(k, from_status, to_status, reason)
+  WHERE s.k = 1 OR ins.status = 'QUEUED'
+  ORDER BY id, s.k
 ),
 dl AS (
-  INSERT INTO batch_node_delta (batch_id, node, pending, blocked)
+  INSERT INTO batch_node_delta (batch_id, node, pending, blocked, queued)
   SELECT batch_id, node, count(*) FILTER (WHERE status = 'PENDING'),
-         count(*) FILTER (WHERE status = 'BLOCKED')
+         count(*) FILTER (WHERE status = 'BLOCKED'), count(*) FILTER (WHERE status = 'QUEUED')
   FROM ins GROUP BY batch_id, node
 )
-SELECT count(*) FROM ins"""
+SELECT id, status, task_type_revision_id FROM ins ORDER BY id"""
 )
 
 _DEPENDENCIES = text(
@@ -413,36 +432,45 @@ class CreationRepository:
         stop: int,
         nodes: Sequence[NodePlan],
         rendered: Sequence[tuple[int, str, Any]] = (),
-    ) -> int:
+        dispatched: str = "",
+    ) -> Created:
         """Recipes, jobs (PENDING, or BLOCKED behind a dependency in their run set) with
         their first history row and counter deltas, and dependencies, for the items in
         ``[start, stop)``; what exists already is left alone. Returns the jobs created.
 
-        ``rendered``: (position, node, parameters) for templated nodes.
+        ``rendered``: (position, node, parameters) for templated nodes; ``dispatched``:
+        the history's reason for jobs queued at once.
         """
         where = {"batch": batch_id, "start": start, "stop": stop}
         await self._session.execute(_RECIPES, {**where, "all_nodes": len(nodes)})
-        created = await self._session.scalar(
-            _JOBS,
-            {
-                **where,
-                "workspace": workspace_id,
-                "priority": priority,
-                "names": [n.name for n in nodes],
-                "revisions": [n.revision_id for n in nodes],
-                "attempts": [n.max_attempts for n in nodes],
-                "deps": [",".join(n.depends_on) for n in nodes],
-                "ord": list(range(len(nodes))),
-                "templated": [n.templated for n in nodes],
-                "p_position": [r[0] for r in rendered],
-                "p_node": [r[1] for r in rendered],
-                "p_parameters": [json.dumps(r[2]) for r in rendered],
-            },
+        rows = (
+            await self._session.execute(
+                _JOBS,
+                {
+                    **where,
+                    "workspace": workspace_id,
+                    "priority": priority,
+                    "names": [n.name for n in nodes],
+                    "revisions": [n.revision_id for n in nodes],
+                    "attempts": [n.max_attempts for n in nodes],
+                    "deps": [",".join(n.depends_on) for n in nodes],
+                    "ord": list(range(len(nodes))),
+                    "templated": [n.templated for n in nodes],
+                    "queue_now": [n.queue_now for n in nodes],
+                    "p_position": [r[0] for r in rendered],
+                    "p_node": [r[1] for r in rendered],
+                    "p_parameters": [json.dumps(r[2]) for r in rendered],
+                    "dispatched": dispatched,
+                },
+            )
+        ).all()
+        created = Created(
+            len(rows), [(int(i), int(r)) for i, status, r in rows if status == "QUEUED"]
         )
         edges = [(n.name, dep) for n in nodes for dep in n.depends_on]
-        if edges and created:
+        if edges and created.jobs:
             await self._session.execute(
                 _DEPENDENCIES,
                 {**where, "edge_node": [e[0] for e in edges], "edge_dep": [e[1] for e in edges]},
             )
-        return int(created or 0)
+        return created

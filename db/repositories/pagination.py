@@ -39,7 +39,7 @@ async def keyset_page(
     Reads one row more than asked to know whether a next page exists.
     """
     if after is not None:
-        after = _check_cursor(after, key)
+        after = check_cursor(after, key)
         position = tuple_(*key) < tuple_(*after) if descending else tuple_(*key) > tuple_(*after)
         stmt = stmt.where(position)
     order = [k.desc() for k in key] if descending else list(key)
@@ -59,7 +59,7 @@ async def count(session: AsyncSession, stmt: Select[Any]) -> int:
     return int(total or 0)
 
 
-def _check_cursor(after: SortKey, key: Sequence[Any]) -> SortKey:
+def check_cursor(after: SortKey, key: Sequence[Any]) -> SortKey:
     """The cursor's values as the key's column types (datetimes travel as ISO text)."""
     if len(after) != len(key):
         raise InvalidCursorError("the cursor does not belong to this list")

@@ -38,9 +38,11 @@ from domain.errors import (
     NotFoundError,
     ValidationFailedError,
     Violation,
+    raise_if_invalid,
 )
 from domain.jobs import moves, revisions
 from domain.jobs import service as jobs
+from domain.jobs.rules import check_reason
 from domain.workspaces.service import can_read, get_readable
 
 CREATE_CHUNK = "batches.create_chunk"
@@ -474,10 +476,21 @@ async def _create_range(uow: UnitOfWork, batch: Batch, *, cursor: int, total: in
     """One chunk of a batch this transaction holds (locked, or just inserted)."""
     batch_id = batch.id
     stop = cursor if batch.canceled_at else min(cursor + CHUNK_SIZE, total)
+    done = stop >= total or batch.canceled_at is not None
+    next_cursor = None if done else stop
+    if next_cursor is not None:
+        # Queued before this chunk's jobs.run messages: the next chunk does not wait
+        # behind them (the broker's queue is first in, first out).
+        uow.send_after_commit(CREATE_CHUNK, batch_id, next_cursor)
     created = 0
     if stop > cursor:
         nodes = [PinnedNode.from_json(r) for r in batch.recipe["nodes"]]
         known = await revisions.revisions(uow, [n.revision_id for n in nodes])
+        # Ready jobs are queued as they are created (their history shows the dispatch)
+        # unless the batch caps its running jobs or a node cannot run on the fleet:
+        # those are left PENDING for dispatch, which knows what to do with them.
+        broken = await moves.broken_revisions(uow, known.values())
+        queue_now = batch.max_parallel_jobs is None
         rendered: list[tuple[int, str, Any]] = []
         if any(n.parameters is not None for n in nodes):
             for position, item in await uow.creation.items(batch_id, cursor, stop):
@@ -485,7 +498,7 @@ async def _create_range(uow: UnitOfWork, batch: Batch, *, cursor: int, total: in
                     if n.parameters is not None:
                         params, _ = rules.render_parameters(n.parameters, item)
                         rendered.append((position, n.name, params))
-        created = await uow.creation.create(
+        made = await uow.creation.create(
             batch_id=batch_id,
             workspace_id=batch.workspace_id,
             priority=batch.priority,
@@ -498,21 +511,22 @@ async def _create_range(uow: UnitOfWork, batch: Batch, *, cursor: int, total: in
                     max_attempts=known[n.revision_id].max_attempts,
                     depends_on=n.depends_on,
                     templated=n.parameters is not None,
+                    queue_now=queue_now and n.revision_id not in broken,
                 )
                 for n in nodes
             ],
             rendered=rendered,
+            dispatched=moves.dispatched_reason(),
         )
-        await moves.dispatch(uow, batch_id=batch_id, cap=batch.max_parallel_jobs)
-    done = stop >= total or batch.canceled_at is not None
+        created = made.jobs
+        await moves.send_queued(uow, made.queued)
+        if not queue_now or broken:
+            await moves.dispatch(uow, batch_id=batch_id, cap=batch.max_parallel_jobs)
     batch.creation_cursor = stop
     batch.recipes_total = stop
     batch.is_creation_done = done
     batch.last_modified_at = datetime.now(UTC)
     await uow.batches.flush()
-    next_cursor = None if done else stop
-    if next_cursor is not None:
-        uow.send_after_commit(CREATE_CHUNK, batch_id, next_cursor)
     return ChunkOutcome(stop - cursor, created, next_cursor)
 
 
@@ -573,6 +587,7 @@ async def cancel_batch(
     """Cancel every unfinished job (and stop creating more). Returns the batch and how
     many jobs were canceled."""
     who = require_writer(actor)
+    raise_if_invalid("Invalid cancel", check_reason(reason))
     batch = await get_visible(uow, batch_id, actor, lock=True)
     if batch.canceled_at is not None:
         raise InvalidTransitionError(f"Batch {batch_id} is already canceled")

@@ -300,12 +300,8 @@ async def dispatch(
     room = min(room, DISPATCH_SLICE)
     followed = Applied()
     shape = (await revisions.shapes(uow, [batch_id]))[batch_id]
-    known = await revisions.revisions(uow, shape.revision_ids)
-    offered = await revisions.fleet_offers(uow)
     broken = sorted(
-        r.id
-        for r in known.values()
-        if offered and not r.is_external and r.implementation not in offered
+        await broken_revisions(uow, (await revisions.revisions(uow, shape.revision_ids)).values())
     )
     if broken:
         selection = Selection(
@@ -352,6 +348,28 @@ async def dispatch(
     followed.add(queued)
     await send_runs(uow, [m for m in queued.moved if m.to_status is JobStatus.QUEUED])
     return followed
+
+
+def dispatched_reason() -> str:
+    return check_transition(JobStatus.PENDING, JobStatus.QUEUED, Initiator.SYSTEM).why
+
+
+async def broken_revisions(uow: UnitOfWork, known: Iterable[revisions.Revision]) -> set[int]:
+    """Revisions whose fleet implementation no connected fleet worker offers, while some
+    fleet worker is connected (with none connected, jobs wait for one to come)."""
+    offered = await revisions.fleet_offers(uow)
+    return {
+        r.id for r in known if offered and not r.is_external and r.implementation not in offered
+    }
+
+
+async def send_queued(uow: UnitOfWork, queued: Sequence[tuple[int, int]]) -> None:
+    """``jobs.run`` messages (after commit) for the fleet's jobs among these (job id,
+    revision id) pairs, in groups."""
+    known = await revisions.revisions(uow, {r for _, r in queued})
+    fleet = [i for i, r in queued if not known[r].is_external]
+    for group in groups(fleet):
+        uow.send_after_commit(RUN_ACTOR, *group)
 
 
 async def send_runs(

@@ -13,12 +13,14 @@ from datetime import datetime
 from enum import StrEnum
 
 from db.enums import JobStatus
-from domain.errors import InvalidTransitionError
+from domain.errors import InvalidTransitionError, Violation
 
 P, B, Q, R = JobStatus.PENDING, JobStatus.BLOCKED, JobStatus.QUEUED, JobStatus.RUNNING
 C, F, X = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED
 
 FINAL = frozenset({C, F, X})
+# A reason given for a cancel (it becomes the job events' reason).
+MAX_REASON = 1_000
 ACTIVE = frozenset({P, B, Q, R})
 
 
@@ -96,3 +98,9 @@ def iso_duration(seconds: float | None) -> str | None:
     text = "P" + (f"{days}D" if days else "") + "T"
     text += (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
     return text + f"{secs}S"
+
+
+def check_reason(reason: str | None, path: str = "$.reason") -> list[Violation]:
+    if reason is not None and len(reason) > MAX_REASON:
+        return [Violation(path, f"must be at most {MAX_REASON} characters")]
+    return []

@@ -7,10 +7,10 @@ from db.models import Job
 from db.repositories.moves import BulkChange, Selection
 from db.uow import UnitOfWork
 from domain.auth.rules import Actor, require_writer
-from domain.errors import InvalidTransitionError, NotFoundError
+from domain.errors import InvalidTransitionError, NotFoundError, raise_if_invalid
 from domain.jobs import moves
 from domain.jobs.moves import Applied, Move, status_in
-from domain.jobs.rules import ACTIVE, Initiator
+from domain.jobs.rules import ACTIVE, Initiator, check_reason
 from domain.workspaces.service import can_read
 
 DEAD = (JobStatus.FAILED, JobStatus.CANCELED)
@@ -38,6 +38,7 @@ async def cancel_job(
 ) -> Job:
     """Cancel one unfinished job (and, with it, what depends on it)."""
     who = require_writer(actor)
+    raise_if_invalid("Invalid cancel", check_reason(reason))
     await get_visible(uow, job_id, actor)
     await moves.apply(
         uow,

@@ -52,6 +52,30 @@ def metadata(static: Mapping[str, Any], dynamic: Mapping[str, Any]) -> dict[str,
 
 EXTERNAL = "external"  # the implementation of task types run by pull workers
 NO_PULL_WORKER = "no connected worker offers this task type"
+NO_WORKER_MEETS = "no connected worker offers this task type and meets its requirements"
+BLOCKED_REASON = "waiting for the jobs it depends on to complete"
+PENDING_REASON = "waiting for a free slot: its batch runs at most maxParallelJobs jobs at once"
+
+
+def contains(have: Any, want: Any) -> bool:
+    """PostgreSQL's jsonb containment (``have @> want``), which claims use to match a
+    task type's requirements against a worker's metadata."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(
+            k in have and contains(have[k], v) for k, v in want.items()
+        )
+    if isinstance(want, list):
+        return isinstance(have, list) and all(any(contains(h, w) for h in have) for w in want)
+    return _same(have, want)  # (an array holding a scalar contains it only at the top level)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal JSON scalars (true is not 1; 1 is 1.0)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    return type(a) is type(b) and a == b
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +88,18 @@ class Candidate:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
-def may_take(worker: Candidate, *, task_type: str, implementation: str) -> bool:
-    """Whether this worker would claim a QUEUED job of this task type: a pull worker
-    with an enabled token whose allow-list (which wins) or deny-list lets it; a fleet
-    worker that has the implementation."""
-    if not worker.enabled:
+def may_take(
+    worker: Candidate,
+    *,
+    task_type: str,
+    implementation: str,
+    requirements: Mapping[str, Any] | None = None,
+) -> bool:
+    """Whether this worker would claim a QUEUED job of this task type: its metadata
+    meets the requirements, and it is a pull worker with an enabled token whose
+    allow-list (which wins) or deny-list lets it, or a fleet worker that has the
+    implementation."""
+    if not worker.enabled or not contains(dict(worker.metadata), dict(requirements or {})):
         return False
     if implementation == EXTERNAL:
         if worker.kind is not WorkerKind.EXTERNAL or worker.token_enabled is False:
@@ -90,17 +121,23 @@ def waiting_reason(
     task_type: str,
     implementation: str,
     connected: Iterable[Candidate],
+    requirements: Mapping[str, Any] | None = None,
 ) -> str | None:
     """Why a job that is not running yet is still waiting, when something is in its way;
     None when it is not waiting, or a connected worker would take it."""
     if status is JobStatus.BLOCKED:
-        return "waiting for the jobs it depends on to complete"
+        return BLOCKED_REASON
     if status is JobStatus.PENDING:
-        return "waiting for a free slot: its batch runs at most maxParallelJobs jobs at once"
+        return PENDING_REASON
     if status is not JobStatus.QUEUED:
         return None
-    if any(may_take(w, task_type=task_type, implementation=implementation) for w in connected):
+    if any(
+        may_take(w, task_type=task_type, implementation=implementation, requirements=requirements)
+        for w in connected
+    ):
         return None
+    if requirements:
+        return NO_WORKER_MEETS
     if implementation == EXTERNAL:
         return NO_PULL_WORKER
     return f"no connected fleet worker has the implementation {implementation!r}"

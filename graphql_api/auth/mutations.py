@@ -68,11 +68,15 @@ class AuthMutations:
     async def set_token_enabled(
         self, info: Info, id: strawberry.ID, enabled: bool
     ) -> SetTokenEnabledPayload:
-        return await mutate(
+        token_id = parse_id(id, "Token")
+        payload = await mutate(
             info,
             SetTokenEnabledPayload,
             lambda uow: service.set_token_enabled(
-                uow, token_id=parse_id(id, "Token"), enabled=enabled, actor=info.context.actor
+                uow, token_id=token_id, enabled=enabled, actor=info.context.actor
             ),
             lambda row: TokenUpdated(token=Token.from_model(row)),
         )
+        if info.context.authenticator is not None:  # this process drops it at once
+            info.context.authenticator.forget(token_id)
+        return payload

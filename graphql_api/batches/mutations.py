@@ -50,7 +50,8 @@ EditBatchPayload = Annotated[
     BatchUpdated | ValidationFailed | NotFound, strawberry.union("EditBatchPayload")
 ]
 CancelBatchPayload = Annotated[
-    BatchCanceled | InvalidTransition | NotFound, strawberry.union("CancelBatchPayload")
+    BatchCanceled | InvalidTransition | ValidationFailed | NotFound,
+    strawberry.union("CancelBatchPayload"),
 ]
 RetryBatchPayload = Annotated[BatchRetried | NotFound, strawberry.union("RetryBatchPayload")]
 

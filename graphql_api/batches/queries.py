@@ -66,7 +66,11 @@ class BatchQueries:
         [found] = await Batch.resolve_nodes(info=info, node_ids=[str(batch_id)])
         return found
 
-    @strawberry.field(description="Check a batch without creating it (never writes).")
+    @strawberry.field(
+        description="Check a batch without creating it (never writes). Answered by its"
+        " resolver, not compiled to SQL: validation is domain logic in Python (recipe"
+        " checks, JSON Schema)."
+    )
     async def validate_batch(self, info: Info, input: BatchInput) -> ValidateBatchResult:
         async with info.context.reads() as reads:
             try:

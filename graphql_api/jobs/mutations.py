@@ -6,7 +6,7 @@ import strawberry
 
 from domain.jobs import service
 from graphql_api.context import Info
-from graphql_api.errors import InvalidTransition, NotFound
+from graphql_api.errors import InvalidTransition, NotFound, ValidationFailed
 from graphql_api.ids import parse_id
 from graphql_api.jobs.types import Job
 from graphql_api.mutations import mutate
@@ -18,7 +18,8 @@ class JobUpdated:
 
 
 JobUpdatePayload = Annotated[
-    JobUpdated | InvalidTransition | NotFound, strawberry.union("JobUpdatePayload")
+    JobUpdated | InvalidTransition | ValidationFailed | NotFound,
+    strawberry.union("JobUpdatePayload"),
 ]
 
 

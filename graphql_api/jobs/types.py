@@ -150,7 +150,8 @@ class Job(relay.Node):
     @strawberry.field(
         description="Why the job is still waiting, when something stands in its way: a"
         ' QUEUED job that no connected worker would take (for an `external` task type: "no'
-        ' connected worker offers this task type"), a BLOCKED one waiting for its'
+        ' connected worker offers this task type"; with requirements: "no connected worker'
+        ' offers this task type and meets its requirements"), a BLOCKED one waiting for its'
         " dependencies, a PENDING one for a slot under maxParallelJobs. Null otherwise."
     )
     async def waiting_reason(self, info: Info) -> str | None:
@@ -165,6 +166,7 @@ class Job(relay.Node):
             status=self.status,
             task_type=task_type.name,
             implementation=revision.implementation,
+            requirements=revision.requirements,
             connected=[
                 Candidate(
                     kind=w.kind,

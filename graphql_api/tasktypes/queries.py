@@ -86,6 +86,7 @@ class TaskTypeQueries:
 
     @strawberry.field(
         description="Check parameters against a revision's schema (the newest by default)."
+        " Answered by its resolver, not compiled to SQL: JSON Schema validation is Python."
     )
     async def validate_parameters(
         self,

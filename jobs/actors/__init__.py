@@ -8,7 +8,7 @@ from typing import Any
 import dramatiq
 
 from jobs.actors import batches, run, tasktypes
-from jobs.broker import queue_name
+from jobs.broker import CONTROL_ACTORS, queue_of
 
 ACTORS: dict[str, Callable[..., Awaitable[None]]] = {
     "tasktypes.check_in": tasktypes.check_in,
@@ -32,8 +32,9 @@ def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, Any
             fn,
             broker=broker,
             actor_name=name,
-            queue_name=queue_name(),
-            priority=0,
+            queue_name=queue_of(name),
+            # Lower runs first when a worker holds several messages: control before jobs.
+            priority=-10 if name in CONTROL_ACTORS else 0,
             options={**ACTOR_OPTIONS, **OPTIONS_BY_ACTOR.get(name, {})},
         )
         for name, fn in ACTORS.items()

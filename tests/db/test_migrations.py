@@ -112,7 +112,7 @@ async def test_metrics_migration_converts_durations_both_ways(server_url: str) -
                 return dict(row)
 
             await db.engine.dispose()
-            await asyncio.to_thread(command.downgrade, _config(url), "0005")
+            await asyncio.to_thread(command.downgrade, _config(url), "0006")
             old = await node()
             # Old definitions, recomputed from the jobs: run = completed − started (30 s and
             # 60 s), job = completed − created (100 s each); unfolded deltas keep no durations.

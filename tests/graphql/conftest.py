@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -80,3 +81,16 @@ async def client(
 @pytest.fixture
 def api(client: httpx.AsyncClient) -> Api:
     return Api(client)
+
+
+@pytest.fixture
+async def resolver_api(
+    db: Database, dispatcher: DramatiqDispatcher, broker: Any
+) -> AsyncIterator[Api]:
+    """The same API with the compiled read path switched off: every field by its resolver."""
+    settings = dataclasses.replace(SETTINGS, compiled_reads=False)
+    app = create_app(settings=settings, db=db, dispatcher=dispatcher)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield Api(c)
+    broker.flush_all()

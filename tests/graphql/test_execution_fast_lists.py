@@ -11,7 +11,7 @@ import pytest
 import strawberry
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from graphql_api.execution import LeafListExecutor
+from graphql_api.execution import LeafLists
 
 
 @strawberry.enum
@@ -74,6 +74,10 @@ DOCUMENTS = [
     "{ colours moments nested awaited }",
     "{ a: floats b: brokenNonNull c: ints }",
 ]
+
+
+class LeafListExecutor(LeafLists, StrawberryGraphQLCoreExecutionContext):
+    pass
 
 
 def schema(executor: type[Any]) -> strawberry.Schema:

@@ -14,7 +14,7 @@ from graphql_api.app import create_app
 from graphql_api.schema import export_sdl
 from jobs.broker import build_broker
 from jobs.dispatch import DramatiqDispatcher
-from tests.graphql.conftest import SETTINGS
+from tests.graphql.conftest import SETTINGS, Api
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,7 +92,7 @@ async def test_syntax_and_validation_errors_are_bad_requests(client: httpx.Async
 
 
 async def test_unexpected_errors_are_masked_and_logged_with_the_request_id(
-    client: httpx.AsyncClient,
+    resolver_api: Api,
     db: Database,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -100,9 +100,9 @@ async def test_unexpected_errors_are_masked_and_logged_with_the_request_id(
     async def explode(self: WorkspaceRepository, **kwargs: object) -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(WorkspaceRepository, "page", explode)
+    monkeypatch.setattr(WorkspaceRepository, "page", explode)  # read by the resolver
     with caplog.at_level(logging.ERROR, logger="batchgraph.errors"):
-        response = await client.post(
+        response = await resolver_api.client.post(
             "/graphql",
             json={"query": "{ workspaces { totalCount } }"},
             headers={"x-request-id": "req-abcdef123"},

@@ -341,3 +341,43 @@ async def test_the_fold_announces_recomputed_metrics_at_commit(
         assert heard.empty()
     finally:
         await listener.close()
+
+
+async def test_the_compiled_read_path_answers_the_metrics_as_the_resolvers_do(
+    api: Api, resolver_api: Api, db: Database, sql_counter: Any
+) -> None:
+    """Node metrics (p50/p95, counts, failure rate, how current) and a job's durations
+    compile into the one statement of the read path, with the resolvers' answer."""
+    from tests.graphql.differential import both, first_difference
+
+    await make_task_type(db, "scan")
+    _, reader = await make_token(db, role=TokenRole.READER)
+    batch = await make_batch(db, one_node("scan", 4))
+    ids = await job_ids(db, batch.id)
+    async with UnitOfWork(db.write_session) as uow:
+        for job_id in ids:
+            await move_job(uow, job_id, S.RUNNING, W)
+        await uow.commit()
+    await complete_timed(db, ids[0], job_seconds=120, run_seconds=100)
+    await complete_timed(db, ids[1], job_seconds=180)  # no run time reported
+    async with UnitOfWork(db.write_session) as uow:
+        await move_job(uow, ids[2], S.FAILED, W)
+        await uow.commit()
+    query = NODE_METRICS.replace(
+        "metrics { node completed } } }",
+        "metrics { node completed } jobs { edges { node { runDuration { seconds iso }"
+        " jobDuration { iso } totalDuration { seconds } } } } } }",
+    )
+    variables = {"id": gid("Batch", batch.id)}
+    for fold in (False, True):
+        if fold:
+            await fold_counters(db)
+        compiled, resolved = await both(api, resolver_api, query, variables, reader)
+        assert compiled == resolved, first_difference(compiled, resolved)
+    await api.data("{ viewer { role } }", token=reader)  # the token cached from here on
+    sql_counter.statements.clear()
+    found = await api.data(query, variables, token=reader)
+    assert sql_counter.count == 1, sql_counter.statements  # compiled, not resolved
+    [node_metrics] = found["batch"]["nodeMetrics"]
+    assert node_metrics["runDuration"]["p50"]["iso"] == "PT2M20S"  # of 100 s and 180 s
+    assert node_metrics["failureRate"] == pytest.approx(1 / 3)

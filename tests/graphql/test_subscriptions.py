@@ -200,3 +200,104 @@ async def test_a_change_through_one_api_process_reaches_a_subscriber_of_another(
         assert (event["fromStatus"], event["toStatus"]) == ("QUEUED", "CANCELED")
     finally:
         await ws.close()
+
+
+@pytest.fixture
+async def two_nodes(db: Database) -> tuple[str, int, list[int]]:
+    """A batch whose two jobs (independent nodes) can change in concurrent transactions."""
+    await make_task_type(db, "t")
+    _, token = await make_token(db, role=TokenRole.READER)
+    nodes = [{"name": "a", "taskType": "t"}, {"name": "b", "taskType": "t"}]
+    batch = await make_batch(db, {"recipe": {"nodes": nodes}, "inputs": [{}]})
+    async with db.read_session() as s:
+        ids = list(await s.scalars(select(Job.id).where(Job.batch_id == batch.id).order_by(Job.id)))
+    return token, batch.id, ids
+
+
+async def test_an_event_committing_late_is_delivered_before_later_ids_never_missed(
+    live_server: str, db: Database, two_nodes: tuple[str, int, list[int]]
+) -> None:
+    """The replay window: the first job's event gets the smaller id, but its transaction
+    commits after the second's. Events are delivered in id order up to the horizon, so
+    the larger id waits for the smaller one, and resuming after any delivered id misses
+    nothing."""
+    token, batch_id, (first, second) = two_nodes
+    ws = await subscribe(live_server, token, EVENTS, {"batch": gid("Batch", batch_id)})
+    try:
+        sub = Subscriber(ws)
+        await asyncio.sleep(0.2)
+        async with UnitOfWork(db.write_session) as slow:
+            await move_job(slow, first, JobStatus.RUNNING, Initiator.WORKER)
+            # the event row exists: its id is allocated
+            await move(db, second, JobStatus.RUNNING, Initiator.WORKER)  # commits first
+            with pytest.raises(TimeoutError):  # held back: a smaller id may still come
+                await sub.next(wait=0.5)
+            await slow.commit()
+        got = [(await sub.next())["jobStatusChanged"] for _ in range(2)]
+        ids = [e["eventId"] for e in got]
+        assert ids == sorted(ids)
+        assert len(set(ids)) == 2
+    finally:
+        await ws.close()
+    # A client that saw only the first of the two resumes after it: it gets the second.
+    again = await subscribe(
+        live_server, token, EVENTS, {"batch": gid("Batch", batch_id), "after": ids[0]}
+    )
+    try:
+        assert (await Subscriber(again).next())["jobStatusChanged"]["eventId"] == ids[1]
+    finally:
+        await again.close()
+
+
+async def test_a_transaction_rolled_back_releases_what_it_held_back(
+    live_server: str, db: Database, two_nodes: tuple[str, int, list[int]]
+) -> None:
+    token, batch_id, (first, second) = two_nodes
+    ws = await subscribe(live_server, token, EVENTS, {"batch": gid("Batch", batch_id)})
+    try:
+        sub = Subscriber(ws)
+        await asyncio.sleep(0.2)
+        async with UnitOfWork(db.write_session) as doomed:
+            await move_job(doomed, first, JobStatus.RUNNING, Initiator.WORKER)
+            await move(db, second, JobStatus.RUNNING, Initiator.WORKER)
+            # leaving the block without commit rolls back
+        event = (await sub.next())["jobStatusChanged"]
+        assert (event["node"], event["toStatus"]) == ("b", "RUNNING")
+        with pytest.raises(TimeoutError):
+            await sub.next(wait=0.5)
+    finally:
+        await ws.close()
+
+
+async def test_subscribers_of_one_selection_share_one_rendering(
+    live_server: str, db: Database, setup: tuple[str, int, list[int]]
+) -> None:
+    """Aliases and fragments are honoured per subscriber; the event is rendered once per
+    distinct selection, not once per subscriber."""
+    token, batch_id, (first, _) = setup
+    plain = [
+        await subscribe(live_server, token, EVENTS, {"batch": gid("Batch", batch_id)})
+        for _ in range(3)
+    ]
+    fancy_query = """subscription($batch: ID) { changed: jobStatusChanged(batch: $batch) {
+        ...E __typename } } fragment E on JobStatusEvent { to: toStatus job at }"""
+    fancy = await subscribe(live_server, token, fancy_query, {"batch": gid("Batch", batch_id)})
+    from graphql_api.fanout import _HUBS
+
+    try:
+        await asyncio.sleep(0.3)
+        before = sum(hub.renders for hub in list(_HUBS))
+        await move(db, first, JobStatus.RUNNING, Initiator.WORKER)
+        for ws in plain:
+            assert (await Subscriber(ws).next())["jobStatusChanged"]["toStatus"] == "RUNNING"
+        got = (await Subscriber(fancy).next())["changed"]
+        assert got == {
+            "to": "RUNNING",
+            "job": gid("Job", first),
+            "at": got["at"],
+            "__typename": "JobStatusEvent",
+        }
+        assert sum(hub.renders for hub in list(_HUBS)) - before == 2  # two selections
+    finally:
+        for ws in [*plain, fancy]:
+            await ws.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.broker import build_broker, queue_name
+from jobs.broker import build_broker, queue_name, queue_of
 from jobs.dispatch import DramatiqDispatcher
 from tests.conftest import RUN_NAMESPACE, delete_redis_namespace
 
@@ -26,7 +26,8 @@ async def test_messages_and_keys_stay_in_the_runs_namespace(redis_url: str) -> N
         broker.close()
         ours = set(client.scan_iter(match=f"{RUN_NAMESPACE}:*"))
         assert queue_name() == f"{RUN_NAMESPACE}.default"
-        assert any(b"default" in key for key in ours), ours
+        assert queue_of("tasktypes.check_in") == f"{RUN_NAMESPACE}.control"
+        assert any(b"control" in key for key in ours), ours
         foreign_after = {k for k in client.scan_iter() if not k.startswith(b"bgtest-")}
         assert foreign_after == foreign_before  # nothing written outside the namespace
 

@@ -284,20 +284,20 @@ async def test_a_chunk_that_crashes_midway_rolls_back_and_then_runs_once(
     db: Database, task_types: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     batch = await make_batch(db, two_node_definition(ITEMS), finish_creation=False)
-    from db.repositories.moves import MoveRepository
+    from domain.jobs import moves
 
-    real = MoveRepository.move_selected
+    real = moves.send_queued
 
-    async def crash(self: MoveRepository, *args: Any) -> Any:
+    async def crash(*args: Any) -> Any:
         raise ConnectionError("worker died midway")
 
-    # Recipes, jobs and history are written; the chunk dies while dispatching.
-    monkeypatch.setattr(MoveRepository, "move_selected", crash)
+    # Recipes, jobs, dependencies and history are written; the chunk dies after them.
+    monkeypatch.setattr(moves, "send_queued", crash)
     with pytest.raises(ConnectionError):
         await run_creation(db, batch.id)
     midway = await _counts(db, batch.id)
     assert (midway["recipes"], midway["jobs"]) == (0, {})  # rolled back entirely
-    monkeypatch.setattr(MoveRepository, "move_selected", real)
+    monkeypatch.setattr(moves, "send_queued", real)
     await run_creation(db, batch.id)
     found = await _counts(db, batch.id)
     assert found["recipes"] == 3

@@ -1,0 +1,156 @@
+"""The compiled read path's own promises: parameterized SQL whatever the input, refusals
+before any SQL, one statement for a whole query, the switch back to the resolvers."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from db.config import load_settings
+from db.enums import TokenRole
+from db.session import Database
+from graphql_api.settings import ApiSettings
+from tests.conftest import StatementCounter, row_counts
+from tests.factories import make_batch, make_task_type, make_token, two_node_definition
+from tests.graphql.conftest import Api
+from tests.graphql.differential import both, first_difference
+from tests.graphql.test_differential import planner
+
+HOSTILE = [
+    "'; DROP TABLE job; --",
+    'quote " and \\ backslash',
+    "100% _wild_ %_%",
+    "ünïcödé ✓ 𝄞",
+    "$1 :name %(x)s ? {}",
+    "a\tb\nc",
+]
+MARK = "DROP TABLE"
+
+
+def cursor(*key: Any) -> str:
+    raw = json.dumps(list(key), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def gid(kind: str, node_id: str) -> str:
+    return base64.b64encode(f"{kind}:{node_id}".encode()).decode()
+
+
+DOCUMENTS: list[tuple[str, dict[str, Any]]] = []
+for text in HOSTILE:
+    DOCUMENTS += [
+        (
+            """query($s: String!) { workspace(name: $s) { name }
+            taskType(name: $s, workspace: $s) { name } worker(name: $s) { name }
+            taskTypes(workspace: $s, filter: {nameContains: $s}) { totalCount }
+            batches(filter: {workspace: $s, taskType: $s}) { totalCount edges { node {
+              jobs(filter: {node: $s, worker: $s}) { totalCount } } } }
+            jobs(filter: {node: $s, worker: $s}) { totalCount } }""",
+            {"s": text},
+        ),
+        (
+            """query($c: String!) { batches(orderBy: {field: TITLE}, after: $c) { totalCount
+              edges { cursor node { title } } } }""",
+            {"c": cursor(text, 1)},
+        ),
+        (
+            """query($c: String!) { workspaces(after: $c) { edges { node { name } } }
+              taskTypes(after: $c) { totalCount } }""",
+            {"c": cursor(text)},
+        ),
+        (
+            "query($id: ID!) { node(id: $id) { id } batch(id: $id) { id } job(id: $id) { id } }",
+            {"id": gid("Batch", text)},
+        ),
+        ("query($c: String!) { jobs(after: $c) { totalCount } }", {"c": text}),
+    ]
+
+
+@pytest.fixture
+async def data(db: Database) -> str:
+    await make_task_type(db, "resize")
+    await make_task_type(db, "thumb")
+    for title in ["plain", *HOSTILE]:
+        await make_batch(db, two_node_definition([{"url": "u", "width": 1}]), title=title)
+    return (await make_token(db, role=TokenRole.READER))[1]
+
+
+@pytest.mark.parametrize("index", range(len(DOCUMENTS)))
+async def test_hostile_strings_reach_sql_only_as_parameters(
+    api: Api,
+    resolver_api: Api,
+    db: Database,
+    data: str,
+    sql_counter: StatementCounter,
+    index: int,
+) -> None:
+    query, variables = DOCUMENTS[index]
+    before = await row_counts(db)
+    failed = sum(planner().stats["failed"].values())
+    for token in (None, data):
+        compiled, resolved = await both(api, resolver_api, query, variables, token)
+        assert compiled == resolved, first_difference(compiled, resolved)
+        assert compiled[0] < 500, compiled
+    assert not any(MARK in s for s in sql_counter.statements)
+    assert await row_counts(db) == before
+    assert sum(planner().stats["failed"].values()) == failed  # no statement failed
+
+
+REFUSED = [
+    ("{ viewer ", "BAD_REQUEST"),  # syntax
+    ("{ batches { edges { node { noSuchField } } } }", "BAD_REQUEST"),
+    (
+        "{ batches { edges { node { jobs { edges { node { batch { jobs { edges { node {"
+        " batch { jobs { edges { node { batch { title } } } } } } } } } } } } } } } }",
+        "LIMIT_EXCEEDED",  # deeper than 12
+    ),
+    ("{ " + " ".join(f"a{i}: viewer {{ role }}" for i in range(31)) + " }", "LIMIT_EXCEEDED"),
+    ("{ viewer { " + " ".join(["role"] * 6000) + " } }", "LIMIT_EXCEEDED"),  # tokens
+    ("{ batches(first: 101) { totalCount } }", "LIMIT_EXCEEDED"),
+    ('{ batches(after: "%%%") { totalCount } }', "BAD_REQUEST"),
+    ("{ tokens { totalCount } }", "UNAUTHENTICATED"),
+    ("{ workers { totalCount } }", "UNAUTHENTICATED"),
+]
+
+
+@pytest.mark.parametrize(("query", "code"), REFUSED)
+async def test_what_is_refused_is_refused_before_any_sql_with_the_same_error(
+    api: Api,
+    resolver_api: Api,
+    db: Database,
+    sql_counter: StatementCounter,
+    query: str,
+    code: str,
+) -> None:
+    sql_counter.statements.clear()
+    compiled, resolved = await both(api, resolver_api, query, None, None)
+    assert compiled == resolved, first_difference(compiled, resolved)
+    assert compiled[1]["errors"][0]["extensions"]["code"] == code
+    assert sql_counter.count == 0, sql_counter.statements
+
+
+async def test_every_root_field_of_a_query_in_one_statement(
+    api: Api, db: Database, data: str, sql_counter: StatementCounter
+) -> None:
+    query = """query { viewer { role } batches(first: 3) { totalCount edges { node { title
+      counters { jobsTotal } metrics { node } jobs(first: 2) { edges { node { status
+        taskType { name } events(first: 3) { edges { node { toStatus } } } } } } } } }
+      jobs(first: 5) { pageInfo { hasNextPage } } taskTypes { totalCount }
+      workspaces { edges { node { name } } } workspace(name: "default") { name }
+      taskType(name: "resize") { currentRevision { revision } } apiMetadata { version } }"""
+    await api.data("{ viewer { role } }", token=data)  # the token is cached from here on
+    sql_counter.statements.clear()
+    found = await api.data(query, token=data)
+    assert found["batches"]["totalCount"] == 7
+    assert sql_counter.count == 1, sql_counter.statements
+
+
+async def test_the_switch_sends_everything_to_the_resolvers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert ApiSettings.of(load_settings()).compiled_reads is True
+    monkeypatch.setenv("BATCHGRAPH_COMPILED_READS", "false")
+    assert ApiSettings.of(load_settings()).compiled_reads is False
