@@ -193,7 +193,7 @@ async def seed(db: Database, args: argparse.Namespace) -> tuple[int, str, dict[s
 
 
 async def measure(url: str, args: argparse.Namespace) -> None:
-    from graphql_api.app import create_app
+    from graphql_api.app import create_app, settle_garbage_collector
     from graphql_api.settings import ApiSettings
 
     db = connect(url)
@@ -223,12 +223,9 @@ async def measure(url: str, args: argparse.Namespace) -> None:
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://bench"
     ) as client:
-        for label in ("the interpreter's default", "start-up objects frozen, (50000, 20, 100)"):
-            if label.startswith("start-up"):
-                # What issue 10 makes the API process do once started (settle_garbage_collector).
-                gc.collect()
-                gc.freeze()
-                gc.set_threshold(50_000, 20, 100)
+        for label in ("the interpreter's default", "as the API process settles it"):
+            if label.startswith("as the API"):
+                settle_garbage_collector()  # what an API process does once started
             full = gc.get_stats()[2]["collections"]
             times: list[float] = []
             counts: list[int] = []
