@@ -152,6 +152,21 @@ class Settings(BaseSettings):
         default="https://example.invalid/batchgraph", description="shown by apiMetadata"
     )
 
+    # Metrics
+    comparison_threshold: float = Field(
+        default=0.2,
+        ge=0,
+        le=10,
+        description="batchComparison flags a failure rate or duration that got worse (or"
+        " better) by more than this fraction (0.2 = 20 %) when a request names none",
+    )
+    comparison_min_seconds: float = Field(
+        default=0.05,
+        ge=0,
+        le=86_400,
+        description="a duration must also move by at least this many seconds to be flagged",
+    )
+
     # Console
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="API and worker log level"

@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 
 JOB_EVENTS = "batchgraph_job_events"
 WORKERS = "batchgraph_workers"
+# Batches whose p50/p95 durations the counters fold recomputed (db/repositories/counters.py).
+METRICS = "batchgraph_metrics"
 TOKENS = "batchgraph_tokens"
-CHANNELS = (JOB_EVENTS, WORKERS, TOKENS)
+CHANNELS = (JOB_EVENTS, WORKERS, TOKENS, METRICS)
 QUEUE_LIMIT = 10_000
 RECONNECT_SECONDS = 1.0
 

@@ -35,7 +35,8 @@ HEARTBEAT = "mutation { workerHeartbeat { __typename } }"
 CLAIM = """mutation($types: [String!], $running: [ID!]) {
   claimJob(taskTypes: $types, running: $running) { __typename
     ... on JobClaim { job { id node parameters } } } }"""
-COMPLETE = """mutation($job: ID!, $result: JSON!) { completeJob(job: $job, result: $result) {
+COMPLETE = """mutation($job: ID!, $result: JSON!, $runSeconds: Float) {
+  completeJob(job: $job, result: $result, runSeconds: $runSeconds) {
   __typename ... on Error { code message }
   ... on SchemaMismatch { violations { path message } } } }"""
 FAIL = """mutation($job: ID!, $code: String!, $message: String!) {
@@ -111,6 +112,7 @@ def work(args: argparse.Namespace) -> int:
             time.sleep(args.poll)
             continue
         print(f"claimed job {job['id']} ({job['node']}): {show(job['parameters'])}", flush=True)
+        started = time.perf_counter()
         try:
             result = run(job["parameters"])
         except Exception as exc:  # report it: the job fails with a code
@@ -124,7 +126,11 @@ def work(args: argparse.Namespace) -> int:
             print(f"failed job {job['id']}: {exc!r}", flush=True)
             failed += 1
             continue
-        answer = graphql(args.url, token, COMPLETE, job=job["id"], result=result)["completeJob"]
+        # The work's own time: the job's run duration in the batch's metrics.
+        run_seconds = time.perf_counter() - started
+        answer = graphql(
+            args.url, token, COMPLETE, job=job["id"], result=result, runSeconds=run_seconds
+        )["completeJob"]
         if answer["__typename"] == "JobFinished":
             print(f"completed job {job['id']}: {show(result)}", flush=True)
             completed += 1

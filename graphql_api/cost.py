@@ -62,6 +62,12 @@ from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 # domain enforces: recipe nodes, reported violations, the planned sample).
 LIST_SIZES: dict[str, int] = {
     "Batch.metrics": 50,
+    "Batch.nodeMetrics": 50,
+    "BatchProgress.nodeMetrics": 50,
+    "BatchComparison.batches": 20,  # like Batch.chain
+    "BatchComparison.metrics": 12,  # the batch-level metrics
+    "BatchComparison.nodes": 50,  # recipe nodes (a renamed node counts twice: rare)
+    "NodeComparison.metrics": 19,  # the node-level metrics
     "Batch.chain": 20,  # a chain is as long as its re-processings; 20 is typical
     "Job.dependencies": 50,
     "Job.dependents": 50,

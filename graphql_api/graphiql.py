@@ -192,9 +192,9 @@ EXAMPLES: list[Example] = [
     Example(
         "DemoChain",
         """query DemoChain {
-  batches(filter: { workspace: "demo" }) { edges { node { title isSuperseded
+  batches(filter: { workspace: "demo" }) { edges { node { id title isSuperseded
     counters { jobsTotal completed failed canceled pending blocked }
-    metrics { node completed failed runDuration { avg { iso } } } } } }
+    nodeMetrics { node completed failed runDuration { avg { iso } p95 { iso } } } } } }
 }
 """,
     ),

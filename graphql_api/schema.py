@@ -17,9 +17,11 @@ from graphql_api.auth.mutations import AuthMutations
 from graphql_api.auth.queries import AuthQueries
 from graphql_api.batches.mutations import BatchMutations
 from graphql_api.batches.queries import BatchQueries
+from graphql_api.comparisons.queries import ComparisonQueries
 from graphql_api.compiled.extension import compiled_reads
 from graphql_api.compiled.planner import Planner
 from graphql_api.context import Info
+from graphql_api.execution import LeafLists
 from graphql_api.extensions import request_policy
 from graphql_api.ids import split_id
 from graphql_api.jobs.mutations import JobMutations
@@ -43,6 +45,7 @@ class Query(
     WorkspaceQueries,
     TaskTypeQueries,
     BatchQueries,
+    ComparisonQueries,
     JobQueries,
     WorkerQueries,
 ):
@@ -83,6 +86,11 @@ class BatchgraphSchema(strawberry.Schema):
         """
 
 
+class Executor(LeafLists, RenderedEventExecutor):
+    """graphql-core's executor, with lists of plain scalars completed in one loop and
+    subscription events that arrive rendered passed through as they are."""
+
+
 @functools.cache
 def build_schema(limits: Limits) -> strawberry.Schema:
     """The process's schema. Limits are part of it; a second, different one cannot be built."""
@@ -94,7 +102,7 @@ def build_schema(limits: Limits) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        execution_context_class=RenderedEventExecutor,
+        execution_context_class=Executor,
         config=StrawberryConfig(
             batching_config={"max_operations": limits.max_batch_operations},
             relay_max_results=limits.max_page_size,

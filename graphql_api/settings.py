@@ -92,6 +92,9 @@ class ApiSettings:
     shutdown_seconds: float = 10.0
     # An open subscription re-checks its token at most this often (per process).
     token_recheck_seconds: float = 5.0
+    # batchComparison's defaults when a request names no threshold / minSeconds.
+    comparison_threshold: float = 0.2
+    comparison_min_seconds: float = 0.05
     # Queries run through the compiled planner; false: through the resolvers (the reference).
     compiled_reads: bool = True
     # One log line per request (uvicorn's access log) costs ~5 % of a small request.
@@ -126,6 +129,8 @@ class ApiSettings:
             drain_seconds=found.drain_seconds,
             shutdown_seconds=found.shutdown_seconds,
             token_recheck_seconds=found.token_recheck_seconds,
+            comparison_threshold=found.comparison_threshold,
+            comparison_min_seconds=found.comparison_min_seconds,
             compiled_reads=found.compiled_reads,
             access_log=found.access_log,
         )

@@ -24,14 +24,16 @@ from strawberry import relay
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from db.enums import JobStatus
-from db.events import JOB_EVENTS, RESYNC, WORKERS, Notice
+from db.events import JOB_EVENTS, METRICS, RESYNC, WORKERS, Notice
 from db.models import JobEvent
 from db.repositories.job import EventRow
 from domain.auth.rules import require_authenticated
 from domain.batches.service import get_visible as visible_batch
 from domain.errors import DomainError, NotFoundError, UnauthenticatedError
 from domain.jobs.service import get_visible as visible_job
-from graphql_api.batches.types import BatchCounters
+from graphql_api.batches.types import BatchCounters, NodeMetrics
+from graphql_api.comparisons.queries import compare
+from graphql_api.comparisons.types import BatchComparison
 from graphql_api.compiled.selection import Tree
 from graphql_api.context import Info
 from graphql_api.errors import top_level
@@ -74,11 +76,17 @@ class JobStatusEvent:
         )
 
 
-@strawberry.type(description="A batch's counters, sent at most every 250 ms while it changes.")
+@strawberry.type(
+    description="A batch's counters and node metrics, sent at most every 250 ms while they"
+    " change (p50/p95 durations change when the background refresh recomputes them)."
+)
 class BatchProgress:
     batch: relay.GlobalID
     is_creation_done: bool
     counters: BatchCounters
+    node_metrics: list[NodeMetrics] = strawberry.field(
+        description="Per node (job name), in recipe order: as `Batch.nodeMetrics`."
+    )
 
 
 def _gid(kind: str, pk: int) -> str:
@@ -173,12 +181,28 @@ async def _counters(info: Info, batch_id: int) -> BatchProgress:
             recipes_total=row.recipes_total,
             recipes_completed=completed,
         ),
+        node_metrics=[NodeMetrics.from_model(n) for n in nodes],
     )
+
+
+def _changes_batches(notice: Notice) -> bool:
+    """A notice of changed jobs, or of recomputed metrics: both carry their batches."""
+    return notice.channel in (JOB_EVENTS, METRICS)
 
 
 def _touches(notice: Notice, batch_id: int) -> bool:
     batches = notice.data.get("batches")
     return batches is None or batch_id in batches  # None: a statement touched very many
+
+
+def _touches_chain(notice: Notice, chain: frozenset[int]) -> bool:
+    """Could this notice change the chain's comparison? Its batches, or a batch newer than
+    all of them (a re-processing adds the chain's next batch with a higher id)."""
+    batches = notice.data.get("batches")
+    if batches is None:
+        return True
+    newest = max(chain)
+    return any(b in chain or b > newest for b in batches)
 
 
 @strawberry.type
@@ -252,7 +276,11 @@ class Subscription:
                     else:
                         yield found  # type: ignore[misc]
 
-    @strawberry.subscription(description="A batch's counters as its jobs move (throttled).")
+    @strawberry.subscription(
+        description="A batch's counters and node metrics as its jobs move (throttled): a"
+        " snapshot first, then a fresh one after every change, so the last one sent is"
+        " always the batch's current state."
+    )
     async def batch_progress(
         self, info: Info, batch: strawberry.ID
     ) -> AsyncGenerator[BatchProgress, None]:
@@ -263,13 +291,45 @@ class Subscription:
             while True:
                 notice = await queue.get()
                 if notice is not RESYNC and (
-                    notice.channel != JOB_EVENTS or not _touches(notice, batch_id)
+                    not _changes_batches(notice) or not _touches(notice, batch_id)
                 ):
                     continue
                 await asyncio.sleep(PROGRESS_EVERY)  # let a burst settle into one update
                 while not queue.empty():
                     queue.get_nowait()
                 yield await _counters(info, batch_id)
+
+    @strawberry.subscription(
+        description="batchComparison, live: the comparison now, then again (at most every"
+        " 250 ms) whenever a batch of the chain changes — its jobs, its recomputed p50/p95,"
+        " a new batch re-processing the chain. An empty comparison (no chain root you may"
+        " read) is sent once, and the subscription ends."
+    )
+    async def batch_comparison_changed(
+        self,
+        info: Info,
+        root_batch_id: strawberry.ID,
+        threshold: float | None = None,
+        min_seconds: float | None = None,
+    ) -> AsyncGenerator[BatchComparison, None]:
+        async with info.context.events.subscribe() as queue:
+            found = await compare(info, root_batch_id, threshold, min_seconds)
+            yield BatchComparison.of(found)
+            if not found.batches:
+                return
+            while True:
+                notice = await queue.get()
+                if notice is not RESYNC and not (
+                    _changes_batches(notice) and _touches_chain(notice, found.batch_ids)
+                ):
+                    continue
+                await asyncio.sleep(PROGRESS_EVERY)  # let a burst settle into one update
+                while not queue.empty():
+                    queue.get_nowait()
+                again = await compare(info, root_batch_id, threshold, min_seconds)
+                if again.comparison != found.comparison or again.batch_ids != found.batch_ids:
+                    yield BatchComparison.of(again)
+                found = again
 
     @strawberry.subscription(description="Workers connecting, disconnecting, lost or (dis)abled.")
     async def worker_status_changed(self, info: Info) -> AsyncGenerator[Worker, None]:

@@ -8,12 +8,13 @@ GraphQL calls to a running server (launcher.remote).
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -362,20 +363,41 @@ def demo() -> int:
                 )
             )
             _wait_for(infra, second, demo_service.SECOND_TITLE)
+            catalog: int | None = None
+            for step, (title, _, _) in enumerate(demo_service.CATALOG_STEPS):
+                made = asyncio.run(_demo_step(infra, _catalog_step(step, catalog)))
+                catalog = catalog or made
+                _wait_for(infra, made, title)
         finally:
             stop_worker(process)
+    assert catalog is not None
+    root = base64.b64encode(f"Batch:{catalog}".encode()).decode()
     console.out.print(
-        f"\nSeeded the public workspace {demo_service.WORKSPACE!r}: a batch of"
-        f" {demo_service.ITEMS} images run by the fleet ({len(demo_service.FAILING)} resizes"
-        " failed, their thumbnails canceled), a fixed revision of resize-image, and a second"
-        " batch that re-processed the failed part of the chain.\n"
+        f"\nSeeded the public workspace {demo_service.WORKSPACE!r}, run by the fleet:\n"
+        f"* {demo_service.FIRST_TITLE!r}: {demo_service.ITEMS} images"
+        f" ({len(demo_service.FAILING)} resizes failed, their thumbnails canceled), a fixed"
+        " revision of resize-image, and a second batch that re-processed the failed part;\n"
+        f"* {demo_service.CATALOG_STEPS[0][0]!r}: a chain of three batches (root {root}),"
+        " the second compressing faster, the third rendering slower.\n"
         "Explore it in GraphiQL (no token needed for a public workspace):\n\n"
         '  query DemoChain { batches(filter: {workspace: "demo"}) { edges { node { title\n'
         "    isSuperseded counters { jobsTotal completed failed canceled }\n"
-        "    metrics { node completed failed runDuration { avg { iso } } } } } } }\n",
+        "    nodeMetrics { node completed failed runDuration { avg { iso } } } } } } }\n\n"
+        f"and compare the catalog chain:  batchgraph compare {root}\n",
         markup=False,
     )
     return 0
+
+
+def _catalog_step(
+    step: int, root: int | None
+) -> Callable[[Callable[[], UnitOfWork]], Awaitable[int]]:
+    from domain.demo import service as demo_service
+
+    def run(units: Callable[[], UnitOfWork]) -> Awaitable[int]:
+        return demo_service.catalog_step(units, actor=OPERATOR, step=step, root_batch_id=root)
+
+    return run
 
 
 async def _demo_step(infra: Infra, step: Callable[[Callable[[], UnitOfWork]], Any]) -> Any:

@@ -232,6 +232,39 @@ def workers(
     return 0
 
 
+def compare(
+    root_id: Annotated[str, typer.Argument(help="the chain's root batch (its first batch)")],
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="flag changes beyond this fraction (0.2 = 20 %) [default: the server's]"),
+    ] = None,
+    min_seconds: Annotated[
+        float | None,
+        typer.Option(help="…and, for durations, of at least this many seconds"),
+    ] = None,
+    fail_on_regression: Annotated[
+        bool, typer.Option(help="exit 1 when the chain's latest batch regressed (for CI)")
+    ] = False,
+    url: Url = None,
+    token: Token = None,
+) -> int:
+    """Compare the batches of a re-processing chain: a table, regressions highlighted."""
+    from launcher.compare import COMPARE, print_comparison
+
+    found = _client(url, token).call(
+        COMPARE, {"root": root_id, "threshold": threshold, "min": min_seconds}
+    )["batchComparison"]
+    if not found["batches"]:
+        raise ClientError(
+            f"NOT_FOUND: no chain has root {root_id!r} that you may read (a chain is named by"
+            " its first batch: `batch(id: …) { rootBatch { id } }`)"
+        )
+    print_comparison(console.out, found, root=root_id)
+    every = [*found["metrics"], *(s for n in found["nodes"] for s in n["metrics"])]
+    regressed = any(s["isRegression"][-1] for s in every)
+    return 1 if fail_on_regression and regressed else 0
+
+
 def _room(fixed: int, columns: int) -> int:
     """What the terminal leaves for the one column that gives way (each column costs 2
     cells of padding, and the table one more)."""
@@ -251,3 +284,4 @@ def register(app: typer.Typer) -> None:
     app.command()(cancel)
     app.command()(retry)
     app.command()(workers)
+    app.command()(compare)

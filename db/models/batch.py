@@ -77,8 +77,10 @@ class Batch(Base):
 class BatchNode(Base):
     """Per batch and node (job name): job counts by status and duration aggregates.
 
-    Updated with atomic increments in the same transaction as each job
-    transition, so concurrent transitions never lose a count.
+    Never written by a job's transaction: transitions append ``BatchNodeDelta`` rows,
+    which the ``counters.fold`` periodic task adds in here; readers add the deltas not
+    folded yet. Percentiles cannot be folded from deltas: the same task recomputes them
+    for the nodes whose COMPLETED jobs changed (db/repositories/counters.py).
     """
 
     __tablename__ = "batch_node"
@@ -96,7 +98,8 @@ class BatchNode(Base):
     completed: Mapped[int] = mapped_column(default=0)
     failed: Mapped[int] = mapped_column(default=0)
     canceled: Mapped[int] = mapped_column(default=0)
-    # Over COMPLETED jobs with timestamps: run = completed - started, job = completed - created.
+    # Over COMPLETED jobs: run = the implementation's own time (job.run_seconds), job =
+    # completed - started; a job without the timestamps (or a run time) is left out.
     run_seconds_min: Mapped[float | None]
     run_seconds_max: Mapped[float | None]
     run_seconds_sum: Mapped[float] = mapped_column(default=0.0)
@@ -105,6 +108,14 @@ class BatchNode(Base):
     job_seconds_max: Mapped[float | None]
     job_seconds_sum: Mapped[float] = mapped_column(default=0.0)
     job_seconds_count: Mapped[int] = mapped_column(default=0)
+    # Recomputed by the fold for nodes whose COMPLETED jobs changed: as of
+    # ``percentiles_at``, over ``percentiles_completed`` COMPLETED jobs.
+    run_seconds_p50: Mapped[float | None]
+    run_seconds_p95: Mapped[float | None]
+    job_seconds_p50: Mapped[float | None]
+    job_seconds_p95: Mapped[float | None]
+    percentiles_completed: Mapped[int] = mapped_column(default=0)
+    percentiles_at: Mapped[datetime | None]
     # The newest change folded into this row (see BatchNodeDelta).
     last_changed_at: Mapped[datetime | None]
 

@@ -47,6 +47,13 @@ class Job(Base):
         Index(
             "ix_job_running_started_at", "started_at", postgresql_where=text("status = 'RUNNING'")
         ),
+        # The fold recomputes a node's percentiles over its COMPLETED jobs.
+        Index(
+            "ix_job_completed_by_node",
+            "batch_id",
+            "node",
+            postgresql_where=text("status = 'COMPLETED'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -72,6 +79,9 @@ class Job(Base):
     queued_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    # COMPLETED jobs: the implementation's own time, as the fleet measured it around the
+    # call or a pull worker reported it (else completed - started; never more than that).
+    run_seconds: Mapped[float | None]
     last_modified_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

@@ -69,6 +69,7 @@ class RowChange:
     set_result: bool = False
     error: tuple[str, str, str] | None = None  # (code, message, category), when set_error
     set_error: bool = False
+    run_seconds: float | None = None  # COMPLETED: the implementation's own time, if known
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,15 +129,21 @@ upd AS (
     + FINAL_SQL
     + """ THEN now()
                         WHEN m.new_attempt THEN NULL ELSE j.completed_at END,
+    -- The run time reported with the completion, never more than completed - started
+    -- (least() ignores a NULL: without a report, completed - started).
+    run_seconds = CASE WHEN m.to_status = 'COMPLETED' THEN
+                         CASE WHEN j.started_at IS NULL THEN m.run_seconds
+                              ELSE least(m.run_seconds,
+                                         greatest(extract(epoch FROM now() - j.started_at), 0))
+                         END
+                       WHEN m.new_attempt THEN NULL ELSE j.run_seconds END,
     last_modified_at = now()
   FROM m WHERE j.id = m.id
   RETURNING j.id, j.batch_id, j.node, j.recipe_id, j.task_type_revision_id,
             m.from_status, m.to_status, m.attempt, m.worker, m.event_worker, m.reason,
+            CASE WHEN m.to_status = 'COMPLETED' THEN j.run_seconds END AS run_s,
             CASE WHEN m.to_status = 'COMPLETED' AND j.started_at IS NOT NULL
-                 THEN greatest(extract(epoch FROM now() - j.started_at), 0)
-            END AS run_s,
-            CASE WHEN m.to_status = 'COMPLETED'
-                 THEN greatest(extract(epoch FROM now() - j.created_at), 0)
+                 THEN greatest(extract(epoch FROM j.completed_at - j.started_at), 0)
             END AS job_s
 ),
 ev AS (
@@ -182,16 +189,17 @@ _EXPLICIT = text(
          CAST(u.to_status AS job_status) AS to_status, u.attempt, u.worker, u.event_worker,
          u.reason, u.new_attempt, u.by_dependency, u.set_result,
          CAST(u.result AS jsonb) AS result, u.set_error, u.error_code, u.error_message,
-         u.error_category
+         u.error_category, u.run_seconds
   FROM unnest(CAST(:ids AS bigint[]), CAST(:from_status AS text[]), CAST(:to_status AS text[]),
               CAST(:attempt AS int[]), CAST(:worker AS text[]), CAST(:event_worker AS text[]),
               CAST(:reason AS text[]), CAST(:new_attempt AS bool[]),
               CAST(:by_dependency AS bool[]), CAST(:set_result AS bool[]),
               CAST(:result AS text[]), CAST(:set_error AS bool[]), CAST(:error_code AS text[]),
-              CAST(:error_message AS text[]), CAST(:error_category AS text[]))
+              CAST(:error_message AS text[]), CAST(:error_category AS text[]),
+              CAST(:run_seconds AS float8[]))
     AS u(id, from_status, to_status, attempt, worker, event_worker, reason, new_attempt,
          by_dependency, set_result, result, set_error, error_code, error_message,
-         error_category)
+         error_category, run_seconds)
 )"""
     + _WRITE
     + _ROWS
@@ -217,7 +225,7 @@ def _selected_sql(selection: Selection, change: BulkChange, *, count: bool = Fal
          {bool(change.new_attempt)} AS set_result, CAST(NULL AS jsonb) AS result,
          {bool(change.new_attempt or change.error)} AS set_error,
          CAST(:b_code AS text) AS error_code, CAST(:b_message AS text) AS error_message,
-         CAST(:b_category AS text) AS error_category
+         CAST(:b_category AS text) AS error_category, CAST(NULL AS float8) AS run_seconds
   FROM job j {selection.join}
   WHERE {selection.where}
   ORDER BY {selection.order}{limit}
@@ -265,6 +273,7 @@ class MoveRepository:
             "error_code": [c.error[0] if c.error else None for c in ordered],
             "error_message": [c.error[1] if c.error else None for c in ordered],
             "error_category": [c.error[2] if c.error else None for c in ordered],
+            "run_seconds": [c.run_seconds for c in ordered],
         }
         rows = await self._session.execute(_EXPLICIT, params)
         return [_moved(row) for row in rows]

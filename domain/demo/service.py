@@ -1,10 +1,17 @@
 """`batchgraph demo`: a workspace with real data to explore at once.
 
-Two task types run by the fleet's ``builtin.simulate`` (it waits a moment and returns
-its parameters, or fails as an input item asks); a batch of 20 images of which three
-fail for real, their thumbnails canceled; then a fixed revision of the failing task
-type and a second batch re-processing only the failed part of the chain. The jobs
-run on the worker fleet like any others: the launcher waits for them between steps.
+Task types run by the fleet's ``builtin.simulate`` (it waits a moment and returns its
+parameters, or fails as an input item asks). Two chains:
+
+* "Nightly resize": a batch of 20 images of which three fail for real, their
+  thumbnails canceled; then a fixed revision of the failing task type and a second
+  batch re-processing only the failed part of the chain;
+* "Catalog render": three batches of the same pages, each re-processing the whole
+  chain with a changed recipe — the second compresses faster (an improvement), the
+  third renders larger pages, slower (a regression). Its comparison shows both.
+
+The jobs run on the worker fleet like any others: the launcher waits for them between
+steps.
 """
 
 from __future__ import annotations
@@ -28,16 +35,28 @@ THUMBNAIL_SECONDS = 0.2
 FIRST_TITLE = "Nightly resize"
 SECOND_TITLE = "Nightly resize, failed part again"
 
+# The catalog chain: (title, seconds per page to render, seconds per page to compress).
+# Changes are large (2.5× slower, 2.5× faster) next to the jitter of jobs this long, so
+# the comparison flags exactly one regression and one improvement at its default
+# threshold (20 %).
+CATALOG_PAGES = 8
+CATALOG_STEPS = (
+    ("Catalog render", 1.0, 1.5),
+    ("Catalog render, faster compression", 1.0, 0.6),
+    ("Catalog render, larger pages", 2.5, 0.6),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Progress:
     is_creation_done: bool
     jobs_total: int
     finished: int  # completed, failed or canceled
+    metrics_current: bool = True  # p50/p95 cover every completed job (the fold ran)
 
     @property
     def is_done(self) -> bool:
-        return self.is_creation_done and self.finished == self.jobs_total
+        return self.is_creation_done and self.finished == self.jobs_total and self.metrics_current
 
 
 def _items() -> list[dict[str, object]]:
@@ -83,6 +102,16 @@ async def seed_first_batch(units: Callable[[], UnitOfWork], *, actor: Actor) -> 
                 "make-thumbnail",
                 {"type": "object", "required": ["source"]},
                 "Make a thumbnail (a stand-in: builtin.simulate)",
+            ),
+            (
+                "render-page",
+                {"type": "object", "required": ["page"]},
+                "Render one catalog page (a stand-in: builtin.simulate)",
+            ),
+            (
+                "compress-image",
+                {"type": "object", "required": ["source"]},
+                "Compress a rendered page (a stand-in: builtin.simulate)",
             ),
         ):
             await tasktypes.create_task_type(
@@ -165,6 +194,52 @@ async def reprocess_failed(
     )
 
 
+def catalog_recipe(render_seconds: float, compress_seconds: float) -> dict[str, object]:
+    return {
+        "nodes": [
+            {
+                "name": "render",
+                "taskType": "render-page",
+                "parameters": {"page": "{{item.page}}", "seconds": render_seconds},
+            },
+            {
+                "name": "compress",
+                "taskType": "compress-image",
+                "dependsOn": ["render"],
+                "parameters": {"source": "{{item.page}}", "seconds": compress_seconds},
+            },
+        ]
+    }
+
+
+async def catalog_step(
+    units: Callable[[], UnitOfWork], *, actor: Actor, step: int, root_batch_id: int | None
+) -> int:
+    """The catalog chain's batch number ``step`` (0, 1, 2): the first creates the chain,
+    each next one re-processes all of it with that step's recipe."""
+    title, render_seconds, compress_seconds = CATALOG_STEPS[step]
+    recipe = catalog_recipe(render_seconds, compress_seconds)
+    if root_batch_id is None:
+        spec = batches.BatchSpec(
+            workspace=WORKSPACE,
+            title=title,
+            definition={
+                "recipe": recipe,
+                "inputs": [{"page": f"catalog/page-{i:02d}.pdf"} for i in range(CATALOG_PAGES)],
+            },
+            description="Seeded by `batchgraph demo`: compare its chain.",
+        )
+    else:
+        spec = batches.BatchSpec(
+            workspace=WORKSPACE,
+            title=title,
+            definition={"recipe": recipe},
+            previous=batches.PreviousBatch(root_batch_id=root_batch_id, rerun=RerunMode.ALL),
+            description=f"Re-processes the chain: {title.split(', ', 1)[-1]}.",
+        )
+    return await _create(units, actor, spec)
+
+
 async def _create(units: Callable[[], UnitOfWork], actor: Actor, spec: batches.BatchSpec) -> int:
     """Stored at once; the fleet creates its recipes and jobs and runs them."""
     async with units() as uow:
@@ -184,4 +259,5 @@ async def progress(units: Callable[[], UnitOfWork], *, batch_id: int) -> Progres
             for n in nodes
         )
         finished = sum(n.completed + n.failed + n.canceled for n in nodes)
-        return Progress(batch.is_creation_done, total, finished)
+        current = all(n.percentiles_completed == n.completed for n in nodes)
+        return Progress(batch.is_creation_done, total, finished, current)

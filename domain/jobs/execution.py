@@ -57,6 +57,9 @@ class Claimed:
 class Outcome:
     result: dict[str, Any] | None = None
     failure: TaskFailure | None = None
+    # The implementation's own time, measured by the worker around the call (fleet) or
+    # reported by it (pull workers); None: unknown (completed - started stands in).
+    run_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +227,7 @@ async def finish(uow: UnitOfWork, finishes: Sequence[Finish]) -> dict[int, JobSt
                         worker=f.worker,
                         result=f.outcome.result,
                         only_if=expect,
+                        run_seconds=f.outcome.run_seconds,
                     )
                 )
                 continue

@@ -74,6 +74,9 @@ class Move:
     error: tuple[str, str, str] | None = None  # (code, message, category) for FAILED
     by_dependency: bool = False
     only_if: Expect | None = None
+    # COMPLETED: the implementation's own time as the worker measured it (None: the
+    # job's completed - started stands in for it).
+    run_seconds: float | None = None
 
 
 @dataclass
@@ -114,6 +117,7 @@ def decide(state: JobState, move: Move) -> RowChange:
         set_result=completed or rule.new_attempt,
         error=move.error if failed else None,
         set_error=failed or rule.new_attempt,
+        run_seconds=move.run_seconds if completed else None,
     )
 
 

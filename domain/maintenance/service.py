@@ -36,11 +36,14 @@ def set_requeue_after(seconds: float) -> None:
 @periodic(
     "counters.fold",
     seconds=0.5,
-    description="Fold counter deltas into batch_node rows (readers add the unfolded rest).",
+    description="Fold counter deltas into batch_node rows (readers add the unfolded rest)"
+    " and recompute p50/p95 durations of the nodes whose completed jobs changed.",
 )
 async def fold_counters(uow: UnitOfWork, now: datetime) -> str | None:
     folded = await counters.fold(uow.session)
-    return f"{folded} nodes" if folded else None
+    if not folded.nodes:
+        return None
+    return f"{folded.nodes} nodes, {folded.recomputed} with new percentiles"
 
 
 @periodic(

@@ -8,6 +8,7 @@ completes or fails them; only the worker a job is assigned to may finish it.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,8 +147,23 @@ async def _assigned(uow: UnitOfWork, job_id: int, actor: Actor | None) -> tuple[
     return worker, state
 
 
-async def complete(uow: UnitOfWork, *, job_id: int, result: Any, actor: Actor | None) -> Job:
-    """Only the assigned worker; an invalid result changes nothing (neither result nor status)."""
+async def complete(
+    uow: UnitOfWork,
+    *,
+    job_id: int,
+    result: Any,
+    actor: Actor | None,
+    run_seconds: float | None = None,
+) -> Job:
+    """Only the assigned worker; an invalid result changes nothing (neither result nor status).
+
+    ``run_seconds``: the implementation's own time as the worker measured it (its run
+    duration); without it, completed - started stands in. A report longer than the time
+    since the job started is capped at that (the worker cannot have run it longer)."""
+    if run_seconds is not None and not (math.isfinite(run_seconds) and run_seconds >= 0):
+        raise_if_invalid(
+            "Invalid completion", [Violation("$.runSeconds", "must be a number of seconds >= 0")]
+        )
     worker, state = await _assigned(uow, job_id, actor)
     revision = await revisions.revision(uow, state.task_type_revision_id)
     problems = execution.check_result(revision.result_schema, result)
@@ -157,7 +173,14 @@ async def complete(uow: UnitOfWork, *, job_id: int, result: Any, actor: Actor | 
         )
     await execution.finish(
         uow,
-        [execution.Finish(job_id, state.attempt, worker.name, execution.Outcome(result=result))],
+        [
+            execution.Finish(
+                job_id,
+                state.attempt,
+                worker.name,
+                execution.Outcome(result=result, run_seconds=run_seconds),
+            )
+        ],
     )
     return await jobs.reread(uow, job_id)
 

@@ -14,6 +14,8 @@ from db.enums import CachePolicy, JobStatus
 from db.repositories.batch import BatchOrder
 from db.repositories.counters import NodeCounts
 from db.repositories.job import JobFilter as RepoJobFilter
+from domain.metrics import rules as metric_rules
+from domain.metrics.service import node_stats
 from graphql_api.context import Info
 from graphql_api.ids import node_ints
 from graphql_api.jobs.types import Duration, Job, JobFilter
@@ -65,14 +67,35 @@ class BatchCounters:
     recipes_completed: int
 
 
-@strawberry.type(description="Min / avg / max over the node's COMPLETED jobs (null if none).")
+@strawberry.type(
+    description="A duration over the node's COMPLETED jobs that have it (all null when"
+    " none). min, avg and max are live; p50 and p95 are recomputed in the background, at"
+    " most one counter fold (0.5 s) behind: see `NodeMetrics.percentilesAsOf`."
+)
 class DurationStats:
+    count: int = strawberry.field(description="How many jobs min, avg and max are over.")
     min: Duration | None
     avg: Duration | None
     max: Duration | None
+    p50: Duration | None = strawberry.field(description="The median (interpolated).")
+    p95: Duration | None = strawberry.field(description="The 95th percentile (interpolated).")
+
+    @classmethod
+    def of(cls, found: metric_rules.DurationStats) -> DurationStats:
+        return cls(
+            count=found.count,
+            min=Duration.of(found.min),
+            avg=Duration.of(found.avg),
+            max=Duration.of(found.max),
+            p50=Duration.of(found.p50),
+            p95=Duration.of(found.p95),
+        )
 
 
-@strawberry.type(description="Per node (job name): counts by status and durations.")
+@strawberry.type(
+    description="Per node (job name): counts by status, the failure rate and durations."
+    " Zero counts and null durations until its jobs move."
+)
 class NodeMetrics:
     node: str
     jobs_total: int
@@ -83,8 +106,25 @@ class NodeMetrics:
     completed: int
     failed: int
     canceled: int
-    run_duration: DurationStats
-    job_duration: DurationStats
+    failure_rate: float | None = strawberry.field(
+        description="FAILED / (COMPLETED + FAILED), from 0 to 1; null before any job ended"
+        " (canceled jobs did not fail)."
+    )
+    run_duration: DurationStats = strawberry.field(
+        description="The implementation's own time, as the fleet measured it around the"
+        " call or a pull worker reported it (`completeJob(runSeconds:)`); completed −"
+        " started when a pull worker reported none."
+    )
+    job_duration: DurationStats = strawberry.field(
+        description="completed − started: the run plus claiming and recording it."
+    )
+    percentiles_as_of: datetime | None = strawberry.field(
+        description="When p50 and p95 were last computed (null: never, no job completed)."
+    )
+    percentiles_completed: int = strawberry.field(
+        description="How many COMPLETED jobs p50 and p95 are over: `completed` once the"
+        " background refresh has caught up."
+    )
     revision_id: strawberry.Private[int]
 
     @strawberry.field(description="The task type revision this node pinned.")
@@ -95,25 +135,24 @@ class NodeMetrics:
 
     @classmethod
     def from_model(cls, row: NodeCounts) -> NodeMetrics:
-        counts = {s.value.lower(): getattr(row, s.value.lower()) for s in JobStatus}
+        stats = node_stats(row)
         return cls(
             node=row.node,
-            jobs_total=sum(counts.values()),
-            **counts,
-            run_duration=_stats(
-                row.run_seconds_min, row.run_seconds_sum, row.run_seconds_count, row.run_seconds_max
-            ),
-            job_duration=_stats(
-                row.job_seconds_min, row.job_seconds_sum, row.job_seconds_count, row.job_seconds_max
-            ),
+            jobs_total=stats.jobs_total,
+            pending=stats.pending,
+            blocked=stats.blocked,
+            queued=stats.queued,
+            running=stats.running,
+            completed=stats.completed,
+            failed=stats.failed,
+            canceled=stats.canceled,
+            failure_rate=stats.failure_rate,
+            run_duration=DurationStats.of(stats.run),
+            job_duration=DurationStats.of(stats.job),
+            percentiles_as_of=row.percentiles_at,
+            percentiles_completed=row.percentiles_completed,
             revision_id=row.task_type_revision_id,
         )
-
-
-def _stats(low: float | None, total: float, n: int, high: float | None) -> DurationStats:
-    return DurationStats(
-        min=Duration.of(low), avg=Duration.of(total / n if n else None), max=Duration.of(high)
-    )
 
 
 @strawberry.type(description="One instance of the batch's recipe, for one input item.")
@@ -251,10 +290,15 @@ class Batch(relay.Node):
         )
 
     @strawberry.field(description="Per node (job name), in recipe order.")
+    async def node_metrics(self, info: Info) -> list[NodeMetrics]:
+        return await _node_metrics(info, self.id)
+
+    @strawberry.field(
+        description="Per node (job name), in recipe order (the same as nodeMetrics).",
+        deprecation_reason="Use nodeMetrics.",
+    )
     async def metrics(self, info: Info) -> list[NodeMetrics]:
-        return [
-            NodeMetrics.from_model(n) for n in await info.context.loaders.batch_nodes.load(self.id)
-        ]
+        return await _node_metrics(info, self.id)
 
     @strawberry.field(description="The first batch of this chain.")
     async def root_batch(self, info: Info) -> Batch:
@@ -319,3 +363,9 @@ class Batch(relay.Node):
             async with info.context.reads() as reads:
                 page = await reads.jobs.page(scoped, after=args.after, first=args.first)
         return connection(page, Job.from_model, total, after=args.after)
+
+
+async def _node_metrics(info: Info, batch_id: int) -> list[NodeMetrics]:
+    return [
+        NodeMetrics.from_model(n) for n in await info.context.loaders.batch_nodes.load(batch_id)
+    ]

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Float,
     Text,
     any_,
     cast,
@@ -30,6 +31,7 @@ from graphql_api.compiled.spec import (
     Build,
     Column,
     Computed,
+    DateTime,
     Embedded,
     Expr,
     GlobalId,
@@ -76,23 +78,32 @@ def duration(seconds: Any) -> Embedded:
 register(
     "DurationStats",
     {
+        "count": Computed(lambda r: r.count),
         "min": duration(lambda r: r.low),
         "avg": duration(lambda r: r.mean),
         "max": duration(lambda r: r.high),
+        "p50": duration(lambda r: r.p50),
+        "p95": duration(lambda r: r.p95),
     },
 )
 
 
 def stats(prefix: str) -> Embedded:
+    """domain.metrics.rules.duration_stats: all null while no job has the duration
+    (the percentiles are over the same jobs, so null then too)."""
+
     def make(row: Row) -> Row:
         total, count = (
             getattr(row, f"{prefix}_seconds_sum"),
             getattr(row, f"{prefix}_seconds_count"),
         )
         return Row(
+            count=count,
             low=getattr(row, f"{prefix}_seconds_min"),
             mean=total / func.nullif(count, literal_column("0")),
             high=getattr(row, f"{prefix}_seconds_max"),
+            p50=getattr(row, f"{prefix}_seconds_p50"),
+            p95=getattr(row, f"{prefix}_seconds_p95"),
         )
 
     return Embedded("DurationStats", make)
@@ -108,13 +119,21 @@ def _total_of(row: Any) -> Expr:
     return total
 
 
+def _failure_rate(row: Any) -> Expr:
+    """domain.metrics.rules.failure_rate: FAILED / (COMPLETED + FAILED), null before any."""
+    ended = func.nullif(row.completed + row.failed, literal_column("0"))
+    return cast(row.failed, Float()) / ended
+
+
 register(
     "NodeMetrics",
     {
-        **columns("node", *STATUS_COLUMNS),
+        **columns("node", *STATUS_COLUMNS, "percentiles_completed"),
         "jobsTotal": Computed(_total_of),
+        "failureRate": Computed(_failure_rate),
         "runDuration": stats("run"),
         "jobDuration": stats("job"),
+        "percentilesAsOf": DateTime("percentiles_at"),
         "taskTypeRevision": Related("TaskTypeRevision", by_id(revision_t, "task_type_revision_id")),
     },
 )
@@ -235,6 +254,7 @@ register(
         ),
         "workspace": Related("Workspace", by_id(workspace_t, "workspace_id")),
         "counters": _Counters("BatchCounters", _metrics),
+        "nodeMetrics": Related("NodeMetrics", _metrics, many=True, order=lambda n: [n.c.position]),
         "metrics": Related("NodeMetrics", _metrics, many=True, order=lambda n: [n.c.position]),
         "rootBatch": Related("Batch", _batch_where("id", _root_id)),
         "supersededBatch": Related("Batch", _batch_where("id", lambda r: r.superseded_batch_id)),
@@ -344,10 +364,16 @@ register(
         **datetimes("created_at", "queued_at", "started_at", "completed_at"),
         "error": Embedded("JobError", missing=lambda row: row.error_code.is_(None)),
         "waitingReason": Computed(waiting_reason),
+        # The recorded run time, else completed − started (as the node metrics count).
         "runDuration": duration(
-            lambda row: sqljson.seconds_between(row.started_at, row.completed_at)
+            lambda row: func.coalesce(
+                row.run_seconds, sqljson.seconds_between(row.started_at, row.completed_at)
+            )
         ),
         "jobDuration": duration(
+            lambda row: sqljson.seconds_between(row.started_at, row.completed_at)
+        ),
+        "totalDuration": duration(
             lambda row: sqljson.seconds_between(row.created_at, row.completed_at)
         ),
         "batch": Related("Batch", by_id(batch_t, "batch_id")),

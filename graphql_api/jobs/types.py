@@ -178,12 +178,24 @@ class Job(relay.Node):
             ],
         )
 
-    @strawberry.field(description="completed − started (COMPLETED/FAILED jobs).")
+    @strawberry.field(
+        description="The implementation's own time, as its worker measured it (COMPLETED"
+        " jobs); else completed − started. As the node metrics count it."
+    )
     def run_duration(self) -> Duration | None:
+        if self.model.run_seconds is not None:
+            return Duration.of(self.model.run_seconds)
+        return Duration.of(seconds_between(self.started_at, self.completed_at))
+
+    @strawberry.field(
+        description="completed − started: the run, plus claiming it and recording its"
+        " outcome. As the node metrics count it."
+    )
+    def job_duration(self) -> Duration | None:
         return Duration.of(seconds_between(self.started_at, self.completed_at))
 
     @strawberry.field(description="completed − created: the queue wait included.")
-    def job_duration(self) -> Duration | None:
+    def total_duration(self) -> Duration | None:
         return Duration.of(seconds_between(self.created_at, self.completed_at))
 
     @strawberry.field

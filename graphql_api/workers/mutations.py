@@ -148,13 +148,24 @@ class WorkerMutations:
             lambda row: JobClaim(job=Job.from_model(row) if row else None),
         )
 
-    @strawberry.mutation(description="Complete a job assigned to this worker (worker token).")
-    async def complete_job(self, info: Info, job: strawberry.ID, result: JSON) -> FinishJobPayload:
+    @strawberry.mutation(
+        description="Complete a job assigned to this worker (worker token). `runSeconds`: how"
+        " long the implementation itself ran, as the worker measured it (the job's run"
+        " duration in metrics); left out, completed − started stands in; more than the time"
+        " since the job started is capped at that."
+    )
+    async def complete_job(
+        self, info: Info, job: strawberry.ID, result: JSON, run_seconds: float | None = None
+    ) -> FinishJobPayload:
         return await mutate(
             info,
             FinishJobPayload,
             lambda uow: pull.complete(
-                uow, job_id=parse_id(job, "Job"), result=result, actor=info.context.actor
+                uow,
+                job_id=parse_id(job, "Job"),
+                result=result,
+                actor=info.context.actor,
+                run_seconds=run_seconds,
             ),
             lambda row: JobFinished(job=Job.from_model(row)),
         )

@@ -139,6 +139,7 @@ async def _call(claimed: Claimed) -> Outcome:
                 "CONFIGURATION",
             )
         )
+    started = time.perf_counter()
     try:
         if inspect.iscoroutinefunction(implementation):
             call = implementation(claimed.parameters)
@@ -158,10 +159,13 @@ async def _call(claimed: Claimed) -> Outcome:
     except Exception as exc:  # an implementation's bug: recorded on the job, not raised
         log.exception("implementation %s failed", claimed.implementation)
         return Outcome(failure=TaskFailure("IMPLEMENTATION_ERROR", repr(exc)[:1000], "DOMAIN"))
+    # The implementation's own time (its run duration): the claim before it and the
+    # group commit after it are the job's, not the run's.
+    elapsed = time.perf_counter() - started
     if not isinstance(result, dict):
         return Outcome(
             failure=TaskFailure(
                 "RESULT_INVALID", "an implementation must return a JSON object", "DOMAIN"
             )
         )
-    return Outcome(result=result)
+    return Outcome(result=result, run_seconds=elapsed)

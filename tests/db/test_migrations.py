@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pytest
 from alembic.config import Config
 from sqlalchemy import text
 
@@ -44,3 +45,101 @@ async def test_default_workspace_is_seeded(engine_db) -> None:  # type: ignore[n
     async with engine_db.engine.connect() as conn:
         rows = (await conn.execute(text("SELECT name, public FROM workspace"))).all()
     assert ("default", False) in [tuple(r) for r in rows]
+
+
+NODE = text(
+    """SELECT b.*,
+         (SELECT sum(job_seconds_sum) FROM batch_node_delta d
+          WHERE d.batch_id = b.batch_id) AS delta_job_sum,
+         (SELECT sum(run_seconds_sum) FROM batch_node_delta d
+          WHERE d.batch_id = b.batch_id) AS delta_run_sum
+       FROM batch_node b WHERE b.batch_id = :b"""
+)
+
+
+async def test_metrics_migration_converts_durations_both_ways(server_url: str) -> None:
+    """0007 redefines durations (run = the implementation's time, job = completed −
+    started): stored aggregates convert exactly, percentiles appear; downgrading restores
+    the old definitions (job = completed − created) from the jobs."""
+    from db.enums import JobStatus
+    from db.session import connect
+    from db.uow import UnitOfWork
+    from domain.jobs import revisions
+    from domain.jobs.rules import Initiator
+    from tests.factories import make_batch, make_task_type, move_job
+
+    name = f"batchgraph_metrics_{os.getpid()}"
+    await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
+    url = _with_database(server_url, name)
+    revisions.forget()
+    try:
+        await asyncio.to_thread(migrate, url)
+        db = connect(url)
+        try:
+            await make_task_type(db, "scan")
+            batch = await make_batch(
+                db,
+                {"recipe": {"nodes": [{"name": "n", "taskType": "scan"}]}, "inputs": [{}, {}]},
+            )
+            async with db.read_session() as s:
+                ids = list(
+                    await s.scalars(
+                        text("SELECT id FROM job WHERE batch_id = :b ORDER BY id"), {"b": batch.id}
+                    )
+                )
+            async with UnitOfWork(db.write_session) as uow:
+                for job_id in ids:
+                    await move_job(uow, job_id, JobStatus.RUNNING, Initiator.WORKER)
+                await uow.commit()
+            async with db.write_session() as s:  # started 30 s and 60 s ago, created 100 s ago
+                await s.execute(
+                    text(
+                        "UPDATE job SET created_at = now() - interval '100 seconds',"
+                        " started_at = now() - make_interval(secs => 30 * (id - :first + 1))"
+                        " WHERE batch_id = :b"
+                    ),
+                    {"b": batch.id, "first": ids[0]},
+                )
+                await s.commit()
+            async with UnitOfWork(db.write_session) as uow:
+                for job_id in ids:
+                    await move_job(uow, job_id, JobStatus.COMPLETED, Initiator.WORKER)
+                await uow.commit()
+
+            async def node() -> dict[str, float]:
+                async with db.engine.connect() as conn:
+                    row = (await conn.execute(NODE, {"b": batch.id})).mappings().one()
+                return dict(row)
+
+            await db.engine.dispose()
+            await asyncio.to_thread(command.downgrade, _config(url), "0006")
+            old = await node()
+            # Old definitions, recomputed from the jobs: run = completed − started (30 s and
+            # 60 s), job = completed − created (100 s each); unfolded deltas keep no durations.
+            assert old["run_seconds_sum"] == pytest.approx(90, abs=0.5)
+            assert old["job_seconds_sum"] == pytest.approx(200, abs=0.5)
+            assert (old["run_seconds_count"], old["job_seconds_count"]) == (2, 2)
+            assert (old["delta_run_sum"], old["delta_job_sum"]) == (0, 0)
+
+            await db.engine.dispose()
+            await asyncio.to_thread(migrate, url)
+            new = await node()
+            # Both durations are completed − started now (no measured run times back then).
+            assert new["job_seconds_sum"] == pytest.approx(90, abs=0.5)
+            assert new["run_seconds_sum"] == pytest.approx(90, abs=0.5)
+            assert new["job_seconds_min"] == new["run_seconds_min"] == pytest.approx(30, abs=0.5)
+            assert new["run_seconds_p50"] == pytest.approx(45, abs=0.5)
+            assert new["percentiles_completed"] == 2
+            async with db.engine.connect() as conn:
+                runs = list(
+                    await conn.scalars(
+                        text("SELECT run_seconds FROM job WHERE batch_id = :b ORDER BY id"),
+                        {"b": batch.id},
+                    )
+                )
+            assert runs == [pytest.approx(30, abs=0.5), pytest.approx(60, abs=0.5)]
+        finally:
+            await db.dispose()
+    finally:
+        revisions.forget()
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

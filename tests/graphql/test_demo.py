@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from db.session import Database
+from domain.demo.service import CATALOG_STEPS
 from launcher.cli import main
 from tests.graphql.conftest import Api
 
@@ -37,15 +38,16 @@ async def test_demo_seeds_a_chain_to_explore_anonymously(
     monkeypatch.setenv("BROKER_URL", redis_url)
     broker.flush_all()
     assert await asyncio.to_thread(main, ["demo"]) == 0
-    assert "Seeded the public workspace 'demo'" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Seeded the public workspace 'demo'" in printed
 
     data = await api.data("""{ batches(filter: {workspace: "demo"}) { edges { node { title
         isSuperseded counters { jobsTotal completed failed canceled pending queued blocked
             recipesTotal recipesCompleted }
-        metrics { node completed failed runDuration { avg { iso } } }
+        id nodeMetrics { node completed failed runDuration { avg { iso } } }
         jobs(filter: {statuses: [FAILED]}) { edges { node { error { code category } } } }
         chain { title } } } } }""")  # anonymous: the demo workspace is public
-    first, second = (e["node"] for e in data["batches"]["edges"])
+    first, second, *catalog = (e["node"] for e in data["batches"]["edges"])
     assert first["isSuperseded"] is True
     assert first["counters"] == {
         "jobsTotal": 40,
@@ -58,11 +60,11 @@ async def test_demo_seeds_a_chain_to_explore_anonymously(
         "recipesTotal": 20,
         "recipesCompleted": 17,
     }
-    assert [(m["node"], m["completed"], m["failed"]) for m in first["metrics"]] == [
+    assert [(m["node"], m["completed"], m["failed"]) for m in first["nodeMetrics"]] == [
         ("resize", 17, 3),
         ("thumbnail", 17, 0),
     ]
-    assert first["metrics"][0]["runDuration"]["avg"]["iso"].startswith("PT")
+    assert first["nodeMetrics"][0]["runDuration"]["avg"]["iso"].startswith("PT")
     # They really failed, on the fleet, the way builtin.simulate was asked to.
     assert [e["node"]["error"] for e in first["jobs"]["edges"]] == [
         {"code": "SOURCE_UNREADABLE", "category": "DOMAIN"}
@@ -75,6 +77,30 @@ async def test_demo_seeds_a_chain_to_explore_anonymously(
     assert (second["counters"]["jobsTotal"], second["counters"]["completed"]) == (6, 6)
     assert second["jobs"]["edges"] == []
     assert [b["title"] for b in second["chain"]] == [first["title"], second["title"]]
+
+    # The catalog chain: its comparison shows one regression and one improvement — the
+    # third batch renders slower, the second compresses faster — and nothing else.
+    assert [b["title"] for b in catalog] == [t for t, _, _ in CATALOG_STEPS]
+    root = catalog[0]["id"]
+    assert f"batchgraph compare {root}" in printed
+    found = (
+        await api.data(
+            """query($root: ID!) { batchComparison(rootBatchId: $root) {
+            batches { title }
+            regressions(first: 100) { batch { title } node metric percentChange }
+            improvements(first: 100) { batch { title } node metric percentChange } } }""",
+            {"root": root},
+        )
+    )["batchComparison"]
+    assert {(r["batch"]["title"], r["node"]) for r in found["regressions"]} == {
+        (CATALOG_STEPS[2][0], "render")
+    }
+    assert {(r["batch"]["title"], r["node"]) for r in found["improvements"]} == {
+        (CATALOG_STEPS[1][0], "compress")
+    }
+    run_p50 = {r["metric"]: r["percentChange"] for r in found["regressions"]}
+    assert run_p50["RUN_DURATION_P50"] > 100  # 1 s → 2.5 s
+    assert all(c["completed"] == 16 for c in (b["counters"] for b in catalog))
 
     assert await asyncio.to_thread(main, ["demo"]) == 0  # a second run adds nothing
     assert "exists already" in capsys.readouterr().out

@@ -34,8 +34,10 @@ from tests.graphql.differential import (
 )
 
 GENERATED_SECONDS = 40.0
-# Root fields the planner leaves to their resolvers on purpose (domain validation).
-NOT_COMPILED = {"validateBatch", "validateParameters"}
+# Root fields the planner leaves to their resolvers on purpose: domain validation, and
+# the chain comparison, whose changes and flags domain/metrics/rules.py decides (it
+# reads two statements, never the jobs).
+NOT_COMPILED = {"validateBatch", "validateParameters", "batchComparison"}
 
 
 def planner() -> Planner:

@@ -126,6 +126,12 @@ async def test_readme_walkthrough_runs_as_written(
         if name == "ReprocessBatch":  # the next block cancels it while it runs
             variables["batch"] = results[name]["reprocessBatch"]["batch"]["id"]
             await run_creation(db, db_id(variables["batch"]))
+        if name == "DemoChain":  # the reader copies the catalog chain's root id
+            variables["root"] = next(
+                e["node"]["id"]
+                for e in results[name]["batches"]["edges"]
+                if e["node"]["title"] == "Catalog render"
+            )
         if name == "CreateCaptionBatch":
             variables["batch"] = results[name]["createBatch"]["batch"]["id"]
             await run_creation(db, db_id(variables["batch"]))
@@ -202,6 +208,19 @@ async def test_readme_walkthrough_runs_as_written(
     }
 
     demo_chain = [e["node"] for e in results["DemoChain"]["batches"]["edges"]]
-    assert [b["isSuperseded"] for b in demo_chain] == [True, False]
+    assert [b["isSuperseded"] for b in demo_chain] == [True, False, True, True, False]
     assert demo_chain[1]["counters"]["completed"] == demo_chain[1]["counters"]["jobsTotal"] > 0
+    # The catalog chain compared: one node regressed, one improved, as the README says.
+    compared = results["CompareDemo"]["batchComparison"]
+    assert [b["title"] for b in compared["batches"]] == [
+        "Catalog render",
+        "Catalog render, faster compression",
+        "Catalog render, larger pages",
+    ]
+    assert {(r["batch"]["title"], r["node"]) for r in compared["regressions"]} == {
+        ("Catalog render, larger pages", "render")
+    }
+    assert {(r["batch"]["title"], r["node"]) for r in compared["improvements"]} == {
+        ("Catalog render, faster compression", "compress")
+    }
     assert len(walkthrough()) == len(results) + 1  # + the subscription

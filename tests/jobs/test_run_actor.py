@@ -208,3 +208,20 @@ async def test_a_running_job_canceled_meanwhile_is_stopped_cooperatively(
     await asyncio.wait_for(running, 10)
     [job] = await jobs_of(db, batch.id)
     assert (job.status, job.result, job.error_code) == (S.CANCELED, None, None)
+
+
+async def test_the_fleet_records_the_implementations_own_time(
+    db: Database, sent: RecordingDispatcher
+) -> None:
+    """The run duration is measured around the implementation call: the sleep itself,
+    within the job's completed − started (which also holds the claim and the commit)."""
+    await make_task_type(db, "nap", implementation="builtin.sleep")
+    batch = await make_batch(db, one_node("nap", [{"seconds": 0.2}]))
+    [job] = await jobs_of(db, batch.id)
+    await run(job.id)
+    [job] = await jobs_of(db, batch.id)
+    assert job.status is S.COMPLETED
+    assert job.run_seconds is not None
+    assert job.started_at is not None
+    assert job.completed_at is not None
+    assert 0.2 <= job.run_seconds <= (job.completed_at - job.started_at).total_seconds()
