@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from db.events import EventBus
+from db.repositories.artifact import ArtifactRepository
 from db.repositories.batch import BatchRepository
 from db.repositories.job import JobRepository
 from db.repositories.periodic import PeriodicRepository
@@ -41,6 +42,7 @@ class Reads:
     jobs: JobRepository
     workers: WorkerRepository
     periodic: PeriodicRepository
+    artifacts: ArtifactRepository
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Context:
                 jobs=JobRepository(session),
                 workers=WorkerRepository(session),
                 periodic=PeriodicRepository(session),
+                artifacts=ArtifactRepository(session),
             )
 
     @cached_property

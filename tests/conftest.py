@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
+import tempfile
 import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -38,6 +40,15 @@ DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 # Set before anything reads the settings (they are read once per process).
 RUN_NAMESPACE = f"bgtest-{os.getpid()}-{secrets.token_hex(3)}"
 os.environ["BATCHGRAPH_BROKER_NAMESPACE"] = RUN_NAMESPACE
+# Artifact files of this run (the default local store) go to a folder of its own.
+FILES_DIR = tempfile.mkdtemp(prefix="bgtest-files-")
+os.environ["BATCHGRAPH_FILES_DIR"] = FILES_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _files_dir() -> Iterator[str]:
+    yield FILES_DIR
+    shutil.rmtree(FILES_DIR, ignore_errors=True)
 
 
 def require_service(name: str, reason: str) -> None:
