@@ -20,7 +20,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+import domain.artifacts.service  # noqa: F401  (registers the artifacts.expire periodic task)
 from db.events import EventBus
+from db.filestores.factory import Stores
 from db.session import Database
 from db.uow import UnitOfWork
 from domain.maintenance import service as maintenance
@@ -28,6 +30,8 @@ from domain.periodic.service import Scheduler
 from domain.ports import Dispatcher
 from graphql_api.auth.authenticator import Authenticator
 from graphql_api.bodylimit import BodyLimitMiddleware
+from graphql_api.files import PREFIX as FILES_PREFIX
+from graphql_api.files import FileEndpoints
 from graphql_api.graphiql import ASSETS_DIR, ASSETS_PATH
 from graphql_api.requestid import RequestIdMiddleware
 from graphql_api.schema import build_schema
@@ -47,6 +51,9 @@ def create_app(
     on_shutdown: Callable[[], None] | None = None,
 ) -> Starlette:
     events = EventBus(db.engine)
+    stores = Stores(settings.files_dir)
+    authenticator = Authenticator(db)
+    files = FileEndpoints(db=db, dispatcher=dispatcher, authenticator=authenticator, stores=stores)
     drain = Drain()  # started by the server on SIGTERM (graphql_api.server)
     view = BatchgraphGraphQL(
         schema=build_schema(settings.limits),
@@ -54,7 +61,8 @@ def create_app(
         db=db,
         dispatcher=dispatcher,
         settings=settings,
-        authenticator=Authenticator(db),
+        authenticator=authenticator,
+        stores=stores,
         allowed_origins=settings.cors_origins,
         connection_init_wait_timeout=timedelta(seconds=30),
         allow_queries_via_get=True,
@@ -79,7 +87,7 @@ def create_app(
         await events.start()  # one listening connection per process
         stop = asyncio.Event()
         periodic = (
-            asyncio.create_task(run_periodic(db, dispatcher, stop), name="periodic")
+            asyncio.create_task(run_periodic(db, dispatcher, stores, stop), name="periodic")
             if settings.periodic
             else None
         )
@@ -100,6 +108,7 @@ def create_app(
             Route("/", home),
             Route("/graphql", view, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),
+            *files.routes(),
             Mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -109,11 +118,23 @@ def create_app(
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
-                allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=["authorization", "content-type", "x-request-id"],
-                expose_headers=["x-request-id"],
+                allow_methods=["GET", "HEAD", "POST", "PUT", "OPTIONS"],
+                allow_headers=[
+                    "authorization",
+                    "content-type",
+                    "x-request-id",
+                    "content-range",
+                    "range",
+                    "if-none-match",
+                ],
+                expose_headers=["x-request-id", "range", "content-range", "etag"],
             ),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
+            # File uploads stream to disk and are bounded by their declared size instead.
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=settings.limits.max_body_bytes,
+                exempt_prefix=FILES_PREFIX,
+            ),
         ],
         lifespan=lifespan,
     )
@@ -121,11 +142,13 @@ def create_app(
     return app
 
 
-async def run_periodic(db: Database, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+async def run_periodic(
+    db: Database, dispatcher: Dispatcher, stores: Stores, stop: asyncio.Event
+) -> None:
     """Run due periodic tasks until ``stop`` (other processes may run them too: each
     task runs in one process at a time)."""
     scheduler = Scheduler(
-        lambda: UnitOfWork(db.write_session, dispatcher=dispatcher),
+        lambda: UnitOfWork(db.write_session, dispatcher=dispatcher, file_stores=stores),
         runner=f"api {socket.gethostname()}:{os.getpid()}",
         now=lambda: datetime.now(UTC),
     )

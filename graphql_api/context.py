@@ -25,7 +25,7 @@ from db.repositories.workspace import WorkspaceRepository
 from db.session import Database
 from db.uow import UnitOfWork
 from domain.auth.rules import Actor
-from domain.ports import Dispatcher
+from domain.ports import Dispatcher, FileStores
 from graphql_api.loaders import Loaders
 from graphql_api.ratelimit import Budgets
 from graphql_api.settings import ApiSettings
@@ -57,10 +57,18 @@ class Context:
     response: Response | WebSocket | None = None
     connection_params: dict[str, Any] | None = None
     budgets: Budgets | None = None  # None: no rate limit
+    stores: FileStores | None = None
     _extra: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.db.write_session, dispatcher=self.dispatcher)
+        return UnitOfWork(
+            self.db.write_session, dispatcher=self.dispatcher, file_stores=self.stores
+        )
+
+    def base_url(self) -> str:
+        """The server's root URL as the client reached it (for file URLs)."""
+        request = self.request
+        return str(request.base_url) if request is not None else "http://127.0.0.1:8000/"
 
     @asynccontextmanager
     async def reads(self) -> AsyncIterator[Reads]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from db.config import Settings, settings
@@ -92,6 +93,8 @@ class ApiSettings:
     shutdown_seconds: float = 10.0
     # An open subscription re-checks its token at most this often (per process).
     token_recheck_seconds: float = 5.0
+    # The default local file store's folder, and where partial uploads are staged.
+    files_dir: Path = field(default_factory=lambda: settings().files_path())
 
     def pool_options(self) -> dict[str, Any]:
         """Keyword arguments for db.session.connect."""
@@ -122,6 +125,7 @@ class ApiSettings:
             drain_seconds=found.drain_seconds,
             shutdown_seconds=found.shutdown_seconds,
             token_recheck_seconds=found.token_recheck_seconds,
+            files_dir=found.files_path(),
         )
 
     @classmethod

@@ -24,7 +24,7 @@ from db.errors import is_pool_timeout
 from db.events import EventBus
 from db.session import Database
 from domain.errors import ErrorCode, UnauthenticatedError
-from domain.ports import Dispatcher
+from domain.ports import Dispatcher, FileStores
 from graphql_api import safejson
 from graphql_api.auth.authenticator import Authenticator
 from graphql_api.auth.revocation import TokenStatus
@@ -61,6 +61,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         settings: ApiSettings,
         authenticator: Authenticator,
         events: EventBus,
+        stores: FileStores,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -74,6 +75,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         self._dispatcher = dispatcher
         self._settings = settings
         self._authenticator = authenticator
+        self._stores = stores
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -165,6 +167,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             request=request,
             response=response,
             budgets=self._budgets,
+            stores=self._stores,
         )
         if isinstance(request, Request):
             try:

@@ -131,7 +131,12 @@ def is_expired(expires: datetime | None, now: datetime) -> bool:
 
 
 class RangeError(ValueError):
-    """A Content-Range or Range header that cannot be used (the message says why)."""
+    """A Content-Range or Range header that cannot be used (the message says why);
+    ``size``: the file's, for a download's 416 answer."""
+
+    def __init__(self, message: str, size: int | None = None) -> None:
+        super().__init__(message)
+        self.size = size
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,12 +200,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first:
         suffix = int(last)
         if suffix == 0 or size == 0:
-            raise RangeError("an empty suffix range")
+            raise RangeError("an empty suffix range", size)
         return max(0, size - suffix), size
     start = int(first)
     stop = min(int(last) + 1, size) if last else size
     if last and int(last) < start:
         return None
     if start >= size:
-        raise RangeError(f"the file has {size} bytes")
+        raise RangeError(f"the file has {size} bytes", size)
     return start, stop
