@@ -74,6 +74,12 @@ LIST_SIZES: dict[str, int] = {
     "ValidationFailed.violations": 100,
     "SchemaMismatch.violations": 100,
     "ParameterValidation.violations": 100,
+    "Lineage.nodes": 500,  # its `first` (at most 500)
+    "Lineage.edges": 2_000,
+    "Job.inputs": 100,
+    "Job.outputs": 100,
+    "Query.fileStores": 20,
+    "Workspace.artifactCategories": 100,
 }
 # How many `ofType` hops can be non-null in this schema (introspection_sizes sets it).
 OF_TYPE_DEPTH = "__Type.ofType"

@@ -280,7 +280,7 @@ async def create_file_store(
     *,
     name: str,
     backend: StoreBackend,
-    configuration: Mapping[str, Any],
+    configuration: Any,
     actor: Actor | None,
 ) -> FileStore:
     """Register a store (admin). S3 stores name a bucket (and optionally an endpoint,
