@@ -76,8 +76,6 @@ LIST_SIZES: dict[str, int] = {
     "ParameterValidation.violations": 100,
     "Lineage.nodes": 500,  # its `first` (at most 500)
     "Lineage.edges": 2_000,
-    "Job.inputs": 100,
-    "Job.outputs": 100,
     "Query.fileStores": 20,
     "Workspace.artifactCategories": 100,
 }

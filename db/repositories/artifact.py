@@ -549,3 +549,30 @@ RETURNING f.id, f.sha256"""
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+class InputFileRow(NamedTuple):
+    artifact_id: int
+    category: str
+    data: dict[str, Any]
+    path: str | None  # None: an artifact without files
+    sha256: str | None
+    size: int | None
+    content_type: str | None
+    store_id: int | None  # a store holding the bytes (None for empty files)
+
+
+async def input_files(session: AsyncSession, job_id: int) -> list[InputFileRow]:
+    """Every file of every input artifact of a job, with a store that holds it: one statement."""
+    rows = await session.execute(
+        text(
+            """SELECT a.id, a.category, a.data, af.path, f.sha256, f.size, af.content_type,
+       (SELECT min(s.store_id) FROM file_in_store s WHERE s.file_id = f.id)
+FROM job_input ji JOIN artifact a ON a.id = ji.artifact_id
+LEFT JOIN artifact_file af ON af.artifact_id = a.id
+LEFT JOIN file f ON f.id = af.file_id
+WHERE ji.job_id = :job ORDER BY a.id, af.path"""
+        ),
+        {"job": job_id},
+    )
+    return [InputFileRow(*row) for row in rows]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 JobRef = Annotated["Job", strawberry.lazy("graphql_api.jobs.types")]
 ALL_TYPES = tuple(RelationType)
-DEFAULT_RELATIONS = 50
+DEFAULT_RELATIONS = 20
 
 
 @strawberry.enum(description="Which way lineage follows relations.")
@@ -249,7 +249,7 @@ class Artifact(relay.Node):
         self, info: Info, types: list[RelationType] | None = None, first: int = DEFAULT_RELATIONS
     ) -> list[ArtifactRelation]:
         rows = await info.context.loaders.relations.load(
-            (self.id, True, _types(types), _bounded(first))
+            (self.id, True, _types(types), bounded(first))
         )
         return [ArtifactRelation.of(r) for r in rows]
 
@@ -258,7 +258,7 @@ class Artifact(relay.Node):
         self, info: Info, types: list[RelationType] | None = None, first: int = DEFAULT_RELATIONS
     ) -> list[ArtifactRelation]:
         rows = await info.context.loaders.relations.load(
-            (self.id, False, _types(types), _bounded(first))
+            (self.id, False, _types(types), bounded(first))
         )
         return [ArtifactRelation.of(r) for r in rows]
 
@@ -312,7 +312,8 @@ def _types(types: list[RelationType] | None) -> tuple[RelationType, ...]:
     return tuple(sorted(set(types))) if types else ALL_TYPES
 
 
-def _bounded(first: int) -> int:
+def bounded(first: int) -> int:
+    """A list's `first`, between 0 and 100."""
     if not 0 <= first <= rules.MAX_RELATIONS:
         raise ApiError(ErrorCode.BAD_REQUEST, f"first must be between 0 and {rules.MAX_RELATIONS}")
     return first

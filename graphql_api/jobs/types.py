@@ -228,20 +228,28 @@ class Job(relay.Node):
         rows = await info.context.loaders.job.load_many(ids)
         return [Job.from_model(r) for r in rows if r is not None]
 
-    @strawberry.field(description="The artifacts it reads (named by its batch's input item).")
-    async def inputs(self, info: Info) -> list[ArtifactRef]:
-        from graphql_api.artifacts.types import Artifact
+    @strawberry.field(
+        description="The artifacts it reads (named by its batch's input item), the first"
+        " `first` (at most 100) by id."
+    )
+    async def inputs(self, info: Info, first: int = 20) -> list[ArtifactRef]:
+        from graphql_api.artifacts.types import Artifact, bounded
 
         ids = await info.context.loaders.job_inputs.load(self.id)
-        found = await Artifact.resolve_nodes(info=info, node_ids=[str(i) for i in ids[:100]])
+        wanted = ids[: bounded(first)]
+        found = await Artifact.resolve_nodes(info=info, node_ids=[str(i) for i in wanted])
         return [a for a in found if a is not None]
 
-    @strawberry.field(description="The artifacts it made (recorded when it completed).")
-    async def outputs(self, info: Info) -> list[ArtifactRef]:
-        from graphql_api.artifacts.types import Artifact
+    @strawberry.field(
+        description="The artifacts it made (recorded when it completed), the first `first`"
+        " (at most 100) by id."
+    )
+    async def outputs(self, info: Info, first: int = 20) -> list[ArtifactRef]:
+        from graphql_api.artifacts.types import Artifact, bounded
 
         ids = await info.context.loaders.job_outputs.load(self.id)
-        found = await Artifact.resolve_nodes(info=info, node_ids=[str(i) for i in ids[:100]])
+        wanted = ids[: bounded(first)]
+        found = await Artifact.resolve_nodes(info=info, node_ids=[str(i) for i in wanted])
         return [a for a in found if a is not None]
 
     @strawberry.field(description="The job's history, oldest first.")
