@@ -31,6 +31,7 @@ from domain.auth import service as auth
 from domain.auth.rules import Actor
 from domain.errors import DomainError
 from launcher import console, remote
+from launcher.artifacts import artifact_app
 from launcher.client import ClientError
 from launcher.runtime import (
     Infra,
@@ -43,6 +44,7 @@ from launcher.runtime import (
     spawn_worker,
     stop_worker,
 )
+from launcher.transfer import TransferError
 
 # The operator at the console has the database in hand; acts as an admin.
 OPERATOR = Actor(token_id=0, owner="operator (cli)", role=TokenRole.ADMIN)
@@ -57,6 +59,7 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="Manage tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+app.add_typer(artifact_app, name="artifact")
 remote.register(app)
 
 
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             console.error(exc.format_message())
         return int(exc.exit_code)
-    except (LauncherError, SettingsError, ClientError) as exc:
+    except (LauncherError, SettingsError, ClientError, TransferError) as exc:
         console.error(str(exc))
         return 2
     except DomainError as exc:
