@@ -25,6 +25,7 @@ from typer.exceptions import TyperException
 
 from db.config import Settings, SettingsError, load_settings
 from db.enums import TokenRole
+from db.filestores.factory import Stores
 from db.session import connect
 from db.uow import UnitOfWork
 from domain.auth import service as auth
@@ -310,17 +311,38 @@ def demo() -> int:
                 )
             )
             _wait_for(infra, second, demo_service.SECOND_TITLE)
+            stores = Stores(settings.files_path())
+            third = asyncio.run(
+                _demo_step(
+                    infra,
+                    lambda units: demo_service.seed_artifacts(units, stores, actor=OPERATOR),
+                )
+            )
+            _wait_for(infra, third, demo_service.ARTIFACTS_TITLE)
+            asyncio.run(
+                _demo_step(
+                    infra,
+                    lambda units: demo_service.relate_report(
+                        units, stores, actor=OPERATOR, batch_id=third
+                    ),
+                )
+            )
         finally:
             stop_worker(process)
     console.out.print(
         f"\nSeeded the public workspace {demo_service.WORKSPACE!r}: a batch of"
         f" {demo_service.ITEMS} images run by the fleet ({len(demo_service.FAILING)} resizes"
         " failed, their thumbnails canceled), a fixed revision of resize-image, and a second"
-        " batch that re-processed the failed part of the chain.\n"
+        " batch that re-processed the failed part of the chain; caption documents, a batch"
+        " whose jobs checksummed them into new artifacts, and a report relating to those.\n"
         "Explore it in GraphiQL (no token needed for a public workspace):\n\n"
-        '  query DemoChain { batches(filter: {workspace: "demo"}) { edges { node { title\n'
+        '  query DemoChain { batches(filter: {workspace: "demo",\n    taskType: "resize-image"}) { edges { node { title\n'
         "    isSuperseded counters { jobsTotal completed failed canceled }\n"
-        "    metrics { node completed failed runDuration { avg { iso } } } } } } }\n",
+        "    metrics { node completed failed runDuration { avg { iso } } } } } } }\n\n"
+        "and the lineage of the report, in one SQL query:\n\n"
+        '  query DemoLineage { artifacts(filter: {workspace: "demo", category: "report"}) {\n'
+        "    edges { node { lineage(depth: 5) { nodes { depth artifact { category } }\n"
+        "      edges { type source target } } } } } }\n",
         markup=False,
     )
     return 0

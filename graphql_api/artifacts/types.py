@@ -264,8 +264,9 @@ class Artifact(relay.Node):
 
     @strawberry.field(
         description="The artifacts reachable from this one along relations of `types`, up to"
-        " `depth` hops, at most `first` of them (nearest first), with the relations among"
-        " them: one SQL query. Cycles end; unreadable workspaces are not crossed."
+        " `depth` hops (at most 20), at most `first` of them (nearest first, at most 500),"
+        " with the relations among them (at most 4 × first): one SQL query. Cycles end;"
+        " unreadable workspaces are not crossed."
     )
     async def lineage(
         self,
@@ -289,7 +290,7 @@ class Artifact(relay.Node):
                 depth=depth,
                 types=_types(types),
                 cap=first,
-                edge_cap=rules.MAX_LINEAGE_EDGES,
+                edge_cap=min(rules.MAX_LINEAGE_EDGES, 4 * first),
                 private=sees_private_workspaces(info.context.actor),
             )
         for row, _ in found.nodes:  # later fields of these nodes load from here

@@ -39,7 +39,8 @@ async def test_demo_seeds_a_chain_to_explore_anonymously(
     assert await asyncio.to_thread(main, ["demo"]) == 0
     assert "Seeded the public workspace 'demo'" in capsys.readouterr().out
 
-    data = await api.data("""{ batches(filter: {workspace: "demo"}) { edges { node { title
+    data = await api.data("""{ batches(filter: {workspace: "demo", taskType: "resize-image"})
+        { edges { node { title
         isSuperseded counters { jobsTotal completed failed canceled pending queued blocked
             recipesTotal recipesCompleted }
         metrics { node completed failed runDuration { avg { iso } } }
@@ -75,6 +76,36 @@ async def test_demo_seeds_a_chain_to_explore_anonymously(
     assert (second["counters"]["jobsTotal"], second["counters"]["completed"]) == (6, 6)
     assert second["jobs"]["edges"] == []
     assert [b["title"] for b in second["chain"]] == [first["title"], second["title"]]
+
+    # Artifacts: captions, checksums made by fleet jobs from them, a report relating to
+    # those; the report's lineage is a real graph.
+    found = await api.data("""{ artifacts(filter: {workspace: "demo", category: "report"}) {
+        edges { node { isComplete lineage(depth: 5) { isTruncated
+          nodes { depth artifact { category createdBy { status } } }
+          edges { type } } } } } }""")
+    [report] = [e["node"] for e in found["artifacts"]["edges"]]
+    assert report["isComplete"] is True
+    lineage = report["lineage"]
+    categories = sorted((n["depth"], n["artifact"]["category"]) for n in lineage["nodes"])
+    assert categories == [
+        (0, "report"),
+        (1, "checksums"),
+        (1, "checksums"),
+        (2, "caption"),
+        (2, "caption"),
+        (2, "caption"),
+    ]
+    assert {
+        n["artifact"]["createdBy"]["status"]
+        for n in lineage["nodes"]
+        if n["artifact"]["category"] == "checksums"
+    } == {"COMPLETED"}
+    assert sorted(e["type"] for e in lineage["edges"]) == ["BUILT_USING"] * 3 + ["RELATES_TO"] * 2
+    edition = await api.data("""{ artifacts(filter: {workspace: "demo", category: "caption"})
+        { edges { node { relations { type } relatedFrom { type } } } } }""")
+    assert {"type": "EXTENDS"} in [
+        r for e in edition["artifacts"]["edges"] for r in e["node"]["relations"]
+    ]
 
     assert await asyncio.to_thread(main, ["demo"]) == 0  # a second run adds nothing
     assert "exists already" in capsys.readouterr().out
