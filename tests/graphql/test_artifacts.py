@@ -235,3 +235,127 @@ async def test_permissions_are_those_of_graphql(api: Api, db: Database) -> None:
         url.replace("/f", "/a/%2E%2E/b"), headers={"authorization": f"Bearer {reader}"}
     )
     assert dotdot.status_code in (400, 404)
+
+
+async def test_a_declared_size_that_lies(api: Api, db: Database) -> None:
+    _, token = await make_token(db, role=TokenRole.WRITER)
+    data = b"0123456789"
+    created = await create(api, token, {"f": data})
+    url = urls(created)["f"]
+    for body in (data + b"more", data[:5]):  # more, then fewer bytes than declared
+        response = await upload(api, token, url, body)
+        assert response.status_code == 400
+        error = response.json()["errors"][0]
+        assert error["extensions"]["code"] == "BAD_REQUEST"
+        assert "continue at byte 0" in error["message"]
+    assert (await upload(api, token, url, data)).status_code == 201
+
+
+RELATE = """mutation($s: ID!, $t: ID!, $k: ArtifactRelationType!) {
+  addArtifactRelation(input: {source: $s, target: $t, type: $k}) { __typename
+    ... on ArtifactRelationAdded { source { relations { type target { id } } } }
+    ... on Error { code message } } }"""
+
+
+async def test_relations_and_lineage_through_graphql(api: Api, db: Database) -> None:
+    _, token = await make_token(db, role=TokenRole.WRITER)
+    a = (await create(api, token, {}))["artifact"]["id"]
+    b = (await create(api, token, {}))["artifact"]["id"]
+    pending = (await create(api, token, {"x": b"x"}))["artifact"]["id"]
+
+    async def relate(s: str, t: str, k: str = "BUILT_USING") -> dict:  # type: ignore[type-arg]
+        return (await api.data(RELATE, {"s": s, "t": t, "k": k}, token=token))[
+            "addArtifactRelation"
+        ]
+
+    added = await relate(a, b)
+    assert added["source"]["relations"] == [{"type": "BUILT_USING", "target": {"id": b}}]
+    assert (await relate(a, b))["__typename"] == "ArtifactRelationAdded"  # idempotent
+    assert (await relate(a, a))["__typename"] == "ValidationFailed"
+    assert (await relate(a, pending))["__typename"] == "Conflict"
+    missing = await relate(a, "QXJ0aWZhY3Q6OTk5OQ==")
+    assert (missing["__typename"], missing["code"]) == ("NotFound", "NOT_FOUND")
+    status, errors = await api.errors(RELATE, {"s": a, "t": b, "k": "DEPENDS_ON"}, token=token)
+    assert (status, errors[0]["extensions"]["code"]) == (400, "BAD_REQUEST")
+    found = await api.data(
+        """query($a: ID!, $b: ID!) { a: artifact(id: $a) { lineage { nodes { depth artifact { id } }
+          edges { type source target } isTruncated } }
+          b: artifact(id: $b) { relatedFrom(types: [BUILT_USING]) { source { id } }
+            lineage(direction: DOWNSTREAM, types: [EXTENDS]) { nodes { depth } } } }""",
+        {"a": a, "b": b},
+        token=token,
+    )
+    assert found["a"]["lineage"] == {
+        "nodes": [{"depth": 0, "artifact": {"id": a}}, {"depth": 1, "artifact": {"id": b}}],
+        "edges": [{"type": "BUILT_USING", "source": a, "target": b}],
+        "isTruncated": False,
+    }
+    assert found["b"]["relatedFrom"] == [{"source": {"id": a}}]
+    assert found["b"]["lineage"]["nodes"] == [{"depth": 0}]
+    status, errors = await api.errors(
+        "query($a: ID!) { artifact(id: $a) { lineage(depth: 50) { isTruncated } } }",
+        {"a": a},
+        token=token,
+    )
+    assert errors[0]["extensions"]["code"] == "BAD_REQUEST"
+    removed = await api.data(
+        """mutation($s: ID!, $t: ID!) { removeArtifactRelation(input: {source: $s, target: $t,
+        type: BUILT_USING}) { __typename ... on ArtifactRelationRemoved { removed } } }""",
+        {"s": a, "t": b},
+        token=token,
+    )
+    assert removed["removeArtifactRelation"] == {
+        "__typename": "ArtifactRelationRemoved",
+        "removed": True,
+    }
+
+
+async def test_a_workspace_on_an_s3_store(
+    api: Api, db: Database, s3_server: dict[str, str]
+) -> None:
+    _, admin = await make_token(db, role=TokenRole.ADMIN)
+    made = await api.data(
+        """mutation($c: JSON!) { createFileStore(input: {name: "shared", backend: S3,
+        configuration: $c}) { __typename ... on FileStoreCreated { fileStore { name backend } } } }""",
+        {"c": {**s3_server, "prefix": "wt-test"}},
+        token=admin,
+    )
+    assert made["createFileStore"]["fileStore"] == {"name": "shared", "backend": "S3"}
+    bad = await api.data(
+        """mutation { createFileStore(input: {name: "broken", backend: S3,
+        configuration: {secret: "no"}}) { __typename ... on ValidationFailed { violations { path } } } }""",
+        token=admin,
+    )
+    assert {v["path"] for v in bad["createFileStore"]["violations"]} == {
+        "$.configuration.secret",
+        "$.configuration.bucket",
+    }
+    await api.data(
+        """mutation { createWorkspace(input: {name: "remote"}) { __typename }
+        updateWorkspaceStorage(input: {workspace: "remote", fileStore: "shared",
+          artifactExpirySeconds: 3600}) { __typename
+          ... on WorkspaceStorageUpdated { workspace { fileStore { name } artifactExpirySeconds } } } }""",
+        token=admin,
+    )
+    data = os.urandom(2_500_000)
+    created = await create(api, admin, {"blob": data}, workspace="remote")
+    assert created["artifact"]["isComplete"] is False
+    await upload_all(api, admin, created, {"blob": data})
+    url = urls(created)["blob"]
+    auth = {"authorization": f"Bearer {admin}"}
+    assert (await api.client.get(url, headers=auth)).content == data
+    part = await api.client.get(url, headers={**auth, "range": "bytes=1000000-1000009"})
+    assert part.content == data[1_000_000:1_000_010]
+    import boto3
+
+    listed = boto3.client(
+        "s3", endpoint_url=s3_server["endpointUrl"], region_name="us-east-1"
+    ).list_objects_v2(Bucket=s3_server["bucket"], Prefix="wt-test/")
+    assert [o["Key"] for o in listed["Contents"]] == [f"wt-test/{sha(data)[:2]}/{sha(data)[2:]}"]
+    found = await api.data(
+        "query($id: ID!) { artifact(id: $id) { expireAt isExpired } }",
+        {"id": created["artifact"]["id"]},
+        token=admin,
+    )
+    assert found["artifact"]["expireAt"] is not None
+    assert found["artifact"]["isExpired"] is False
