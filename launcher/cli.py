@@ -336,7 +336,8 @@ def demo() -> int:
         " batch that re-processed the failed part of the chain; caption documents, a batch"
         " whose jobs checksummed them into new artifacts, and a report relating to those.\n"
         "Explore it in GraphiQL (no token needed for a public workspace):\n\n"
-        '  query DemoChain { batches(filter: {workspace: "demo",\n    taskType: "resize-image"}) { edges { node { title\n'
+        '  query DemoChain { batches(filter: {workspace: "demo",\n'
+        '    taskType: "resize-image"}) { edges { node { title\n'
         "    isSuperseded counters { jobsTotal completed failed canceled }\n"
         "    metrics { node completed failed runDuration { avg { iso } } } } } } }\n\n"
         "and the lineage of the report, in one SQL query:\n\n"

@@ -18,8 +18,8 @@ import asyncio
 import os
 import secrets
 import shutil
-import tempfile
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlparse

@@ -127,7 +127,7 @@ async def test_a_batch_over_artifacts_runs_checksums_on_the_fleet(
 async def test_a_pull_worker_makes_outputs_over_the_api(api: Api, db: Database) -> None:
     _, admin = await make_token(db, role=TokenRole.ADMIN)
     await make_task_type(db, "convert")
-    name, worker = await enabled_worker(api, admin, "w1.example.org")
+    _, worker = await enabled_worker(api, admin, "w1.example.org")
     created = (
         await api.data(
             BATCH.replace("$input: BatchInput!", "$input: BatchInput!"),

@@ -172,7 +172,8 @@ async def test_bad_paths_and_duplicates_write_nothing(api: Api, db: Database) ->
     assert await row_counts(db) == before
     # NUL characters are refused at the door, in any string (the API's JSON policy).
     status, errors = await api.errors(
-        """mutation($input: CreateArtifactInput!) { createArtifact(input: $input) { __typename } }""",
+        """mutation($input: CreateArtifactInput!) {
+        createArtifact(input: $input) { __typename } }""",
         {
             "input": {
                 "workspace": "default",
@@ -212,7 +213,8 @@ async def test_permissions_are_those_of_graphql(api: Api, db: Database) -> None:
     created = await create(api, writer, files)
     url = urls(created)["f"]
     status, errors = await api.errors(
-        """mutation { createArtifact(input: {workspace: "default", category: "x"}) { __typename } }""",
+        """mutation { createArtifact(input: {workspace: "default", category: "x"}) {
+        __typename } }""",
         token=reader,
     )
     assert (status, errors[0]["extensions"]["code"]) == (403, "FORBIDDEN")
@@ -316,14 +318,16 @@ async def test_a_workspace_on_an_s3_store(
     _, admin = await make_token(db, role=TokenRole.ADMIN)
     made = await api.data(
         """mutation($c: JSON!) { createFileStore(input: {name: "shared", backend: S3,
-        configuration: $c}) { __typename ... on FileStoreCreated { fileStore { name backend } } } }""",
+        configuration: $c}) { __typename
+        ... on FileStoreCreated { fileStore { name backend } } } }""",
         {"c": {**s3_server, "prefix": "wt-test"}},
         token=admin,
     )
     assert made["createFileStore"]["fileStore"] == {"name": "shared", "backend": "S3"}
     bad = await api.data(
         """mutation { createFileStore(input: {name: "broken", backend: S3,
-        configuration: {secret: "no"}}) { __typename ... on ValidationFailed { violations { path } } } }""",
+        configuration: {secret: "no"}}) { __typename
+        ... on ValidationFailed { violations { path } } } }""",
         token=admin,
     )
     assert {v["path"] for v in bad["createFileStore"]["violations"]} == {
@@ -334,7 +338,8 @@ async def test_a_workspace_on_an_s3_store(
         """mutation { createWorkspace(input: {name: "remote"}) { __typename }
         updateWorkspaceStorage(input: {workspace: "remote", fileStore: "shared",
           artifactExpirySeconds: 3600}) { __typename
-          ... on WorkspaceStorageUpdated { workspace { fileStore { name } artifactExpirySeconds } } } }""",
+          ... on WorkspaceStorageUpdated { workspace { fileStore { name }
+            artifactExpirySeconds } } } }""",
         token=admin,
     )
     data = os.urandom(2_500_000)

@@ -250,7 +250,8 @@ async def test_readme_walkthrough_runs_as_written(
         {"type": "BUILT_USING", "source": {"category": "checksums"}}
     ]
     demo_lineage = results["DemoLineage"]["artifacts"]["edges"][0]["node"]["lineage"]
-    assert len(demo_lineage["nodes"]) == 6 and len(demo_lineage["edges"]) == 5
+    assert len(demo_lineage["nodes"]) == 6
+    assert len(demo_lineage["edges"]) == 5
 
     demo_chain = [e["node"] for e in results["DemoChain"]["batches"]["edges"]]
     assert [b["isSuperseded"] for b in demo_chain] == [True, False]
