@@ -108,6 +108,8 @@ async def put(
         piece = rules.parse_content_range(content_range, declared_size=size)
     except rules.RangeError as exc:
         raise UploadRefused(f"{exc}; {_continue(received)}", received) from None
+    if received >= size:  # all staged, not stored yet (an earlier commit failed): finish
+        return await _finish(units, target)
     if piece.is_probe:
         return UploadState(path, size, received, False)
     assert piece.start is not None
@@ -140,14 +142,26 @@ async def put(
     received = piece.end + 1
     if received < size:
         return UploadState(path, size, received, False)
-    digest = await store.staged_digest(sha)
-    if digest != sha:
-        await store.discard(sha)
-        raise DigestMismatch(
-            f"the bytes' sha256 is {digest}, not the declared {sha}: the upload was"
-            " discarded; upload the file again from byte 0"
-        )
-    await store.commit(sha)
+    return await _finish(units, target)
+
+
+async def _finish(units: Units, target: Target) -> UploadState:
+    """Every byte is staged: check the digest, then store, then record."""
+    entry, store = target.entry, target.store
+    sha, size, path = entry.sha256, entry.size, entry.path
+    if not await store.has(sha):  # else another upload of the same bytes stored them
+        digest = await store.staged_digest(sha)
+        if digest != sha:
+            await store.discard(sha)
+            raise DigestMismatch(
+                f"the bytes' sha256 is {digest}, not the declared {sha}: the upload was"
+                " discarded; upload the file again from byte 0"
+            )
+        try:
+            await store.commit(sha)
+        except FileNotFoundError:
+            if not await store.has(sha):  # not a concurrent finish of the same bytes
+                raise
     async with units() as uow:  # recorded only once the store holds the bytes
         await uow.artifacts.mark_stored(entry.file_id, target.store_id)
         await uow.commit()

@@ -364,3 +364,27 @@ async def test_a_workspace_on_an_s3_store(
     )
     assert found["artifact"]["expireAt"] is not None
     assert found["artifact"]["isExpired"] is False
+
+
+async def test_a_fully_staged_upload_is_finished_by_the_next_request(
+    api: Api, db: Database
+) -> None:
+    """When storing failed after the last byte arrived (a store outage), the next request
+    (a probe included) checks and stores what is staged instead of waiting forever."""
+    from db.filestores.factory import Stores
+    from graphql_api.settings import ApiSettings
+
+    _, token = await make_token(db, role=TokenRole.WRITER)
+    data = b"staged but not stored"
+    created = await create(api, token, {"f": data})
+
+    async def body():  # type: ignore[no-untyped-def]
+        yield data
+
+    store = Stores(ApiSettings().files_dir).open(1, "LOCAL", {})
+    assert await store.receive(sha(data), 0, body(), len(data))
+    probe = await api.client.put(
+        urls(created)["f"],
+        headers={"authorization": f"Bearer {token}", "content-range": f"bytes */{len(data)}"},
+    )
+    assert (probe.status_code, probe.json()["complete"]) == (201, True)
