@@ -112,7 +112,7 @@ def _artifact_from_json(raw: dict[str, Any]) -> Artifact:
     )
 
 
-def lineage_sql(*, upstream: bool, downstream: bool) -> str:
+def lineage_sql(*, upstream: bool, downstream: bool, private: bool = True) -> str:
     """One recursive statement: the artifacts reachable from ``:start`` within ``:depth``
     hops along relations of ``:types`` (outgoing = upstream: what it was built using or
     extends; incoming = downstream), through readable workspaces only, with the
@@ -130,14 +130,19 @@ def lineage_sql(*, upstream: bool, downstream: bool) -> str:
             " AND r.type = ANY(CAST(:types AS artifact_relation_type[]))"
         )
     step = " UNION ALL ".join(branches)
+    # Callers who read every workspace need no visibility join at each step.
+    visible = (
+        ""
+        if private
+        else " JOIN artifact a ON a.id = x.id JOIN workspace ws ON ws.id = a.workspace_id"
+        " AND ws.public"
+    )
     return f"""WITH RECURSIVE walk(id, depth) AS (
   SELECT CAST(:start AS bigint), 0
   UNION
   SELECT x.id, w.depth + 1
-  FROM walk w CROSS JOIN LATERAL ({step}) x
-  JOIN artifact a ON a.id = x.id
-  JOIN workspace ws ON ws.id = a.workspace_id
-  WHERE w.depth < :depth AND (ws.public OR :private)
+  FROM walk w CROSS JOIN LATERAL ({step}) x{visible}
+  WHERE w.depth < :depth
 ),
 reached AS (SELECT id, min(depth) AS depth FROM walk GROUP BY id),
 kept AS (SELECT id, depth FROM reached ORDER BY depth, id LIMIT :cap),
@@ -490,14 +495,13 @@ class ArtifactRepository:
         """The lineage graph around ``start``: one statement (see lineage_sql)."""
         row = (
             await self._session.execute(
-                text(lineage_sql(upstream=upstream, downstream=downstream)),
+                text(lineage_sql(upstream=upstream, downstream=downstream, private=private)),
                 {
                     "start": start,
                     "depth": depth,
                     "types": [t.value for t in types],
                     "cap": cap,
                     "edge_cap": edge_cap,
-                    "private": private,
                 },
             )
         ).one()
