@@ -48,6 +48,7 @@ from sqlalchemy import event, text
 
 from db.config import load_settings
 from db.enums import RelationType, TokenRole
+from db.filestores.staging import preallocate
 from db.repositories.artifact import ArtifactRepository
 from db.session import connect
 from db.uow import UnitOfWork
@@ -137,6 +138,7 @@ def get(url: str, token: str, target: Path) -> float:
     response = conn.getresponse()
     assert response.status == 200, response.status
     with open(target, "wb") as f:
+        preallocate(f.fileno(), 0, int(response.getheader("content-length") or 0))
         while block := response.read(MIB):
             f.write(block)
         os.fsync(f.fileno())

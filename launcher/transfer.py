@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from db.filestores.staging import preallocate
+
 BLOCK = 1 << 20
 PIECE = 64 << 20  # one PUT: a failure costs at most this much
 RETRIES = 8
@@ -212,6 +214,7 @@ def download(
                 with open(target, "r+b" if have else "wb") as f:
                     f.seek(have)
                     f.truncate()
+                    preallocate(f.fileno(), have, size - have)
                     while block := response.read(BLOCK):
                         f.write(block)
                         have += len(block)

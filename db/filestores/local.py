@@ -74,16 +74,25 @@ class LocalStore:
 
     async def read(self, sha256: str, start: int, stop: int) -> AsyncIterator[bytes]:
         f = await asyncio.to_thread(open, self._path(sha256), "rb")
+        ahead: asyncio.Future[bytes] | None = None
         try:
             await asyncio.to_thread(f.seek, start)
             left = stop - start
-            while left > 0:
-                block = await asyncio.to_thread(f.read, min(READ_BYTES, left))
+            # Read-ahead: the next block is read in a thread while this one is sent.
+            ahead = asyncio.ensure_future(asyncio.to_thread(f.read, min(READ_BYTES, left)))
+            while left > 0 and ahead is not None:
+                block = await ahead
+                ahead = None
                 if not block:
                     break
                 left -= len(block)
+                if left > 0:
+                    ahead = asyncio.ensure_future(asyncio.to_thread(f.read, min(READ_BYTES, left)))
                 yield block
         finally:
+            if ahead is not None:
+                with contextlib.suppress(BaseException):
+                    await ahead
             await asyncio.to_thread(f.close)
 
     async def local_path(self, sha256: str, scratch: Path) -> Path:

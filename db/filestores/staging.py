@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import fcntl
 import hashlib
 import os
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from db.errors import StoreBusyError
 
@@ -55,26 +57,46 @@ class Staging:
             if hasher is None and offset == 0:
                 hasher = hashlib.sha256()
             await asyncio.to_thread(_truncate, handle, offset)
-            written = 0
+            await asyncio.to_thread(preallocate, handle, offset, length)
+            written = 0  # bytes on disk (and hashed)
+            taken = 0  # bytes received from the body
             buffer: list[bytes] = []
             buffered = 0
+            # Double buffering: one buffer is written (and hashed) in a thread while the
+            # next one fills from the network; at most two buffers are held.
+            writing: asyncio.Future[int] | None = None
+
+            async def settle() -> None:
+                nonlocal writing, written
+                if writing is not None:
+                    done, writing = writing, None
+                    written += await done
+
             try:
                 async for chunk in chunks:
-                    if written + buffered + len(chunk) > length:
+                    if taken + len(chunk) > length:
+                        await settle()
                         await asyncio.to_thread(_truncate, handle, offset)
                         return False
                     buffer.append(chunk)
+                    taken += len(chunk)
                     buffered += len(chunk)
                     if buffered >= BUFFER_BYTES:
-                        await asyncio.to_thread(_write, handle, buffer, hasher)
-                        written += buffered
+                        await settle()  # the previous buffer is on disk
+                        writing = asyncio.ensure_future(
+                            asyncio.to_thread(_write, handle, buffer, hasher)
+                        )
                         buffer, buffered = [], 0
+                await settle()
                 if buffer:
-                    await asyncio.to_thread(_write, handle, buffer, hasher)
-                    written += buffered
+                    written += await asyncio.to_thread(_write, handle, buffer, hasher)
             except BaseException:
                 # The client went away mid-body: what arrived is kept (the probe tells the
                 # client where to continue), and the running hash with it.
+                with contextlib.suppress(BaseException):
+                    await settle()
+                    if buffer:
+                        written += await asyncio.to_thread(_write, handle, buffer, hasher)
                 if hasher is not None:
                     self._hashers[sha256] = (offset + written, hasher)
                 raise
@@ -113,18 +135,47 @@ def _open_locked(path: Path) -> int:
     return fd
 
 
+def _fallocate() -> Callable[[int, int, int, int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        function = libc.fallocate
+    except (OSError, AttributeError):  # not Linux: no preallocation
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    function.restype = ctypes.c_int
+    return cast(Callable[[int, int, int, int], int], function)
+
+
+_FALLOCATE = _fallocate()
+FALLOC_FL_KEEP_SIZE = 1
+
+
+def preallocate(fd: int, offset: int, length: int) -> None:
+    """Reserve the blocks [offset, offset + length) without changing the file's size
+    (Linux ``fallocate`` with KEEP_SIZE): large writes then run at the disk's pace
+    instead of allocating as they go (measured: 1 GiB in 0.2 s instead of 0.3–3.4 s on
+    a shared VM). Best effort: a file system that cannot do it is left alone."""
+    if _FALLOCATE is not None and length > 0:
+        _FALLOCATE(fd, FALLOC_FL_KEEP_SIZE, offset, length)
+
+
 def _truncate(fd: int, size: int) -> None:
     os.ftruncate(fd, size)
     os.lseek(fd, size, os.SEEK_SET)
 
 
-def _write(fd: int, buffer: list[bytes], hasher: Any) -> None:
-    data = b"".join(buffer)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+def _write(fd: int, buffer: list[bytes], hasher: Any) -> int:
+    """Write the chunks as they came (one writev, no joining copy), then hash them."""
+    total = sum(len(chunk) for chunk in buffer)
+    done = os.writev(fd, buffer) if buffer else 0
+    if done < total:  # a short write: the rest, joined
+        view = memoryview(b"".join(buffer))[done:]
+        while view:
+            view = view[os.write(fd, view) :]
     if hasher is not None:
-        hasher.update(data)
+        for chunk in buffer:
+            hasher.update(chunk)
+    return total
 
 
 def _close(fd: int) -> None:

@@ -23,9 +23,11 @@ from tests.factories import ADMIN
 BUILT = RelationType.BUILT_USING
 
 
-def spec(files: dict[str, bytes], **extra: object) -> service.ArtifactSpec:
+def spec(
+    files: dict[str, bytes], workspace: str = "default", **extra: object
+) -> service.ArtifactSpec:
     return service.ArtifactSpec(
-        workspace="default",
+        workspace=workspace,
         category="text",
         files=[FileSpec(p, len(d), hashlib.sha256(d).hexdigest()) for p, d in files.items()],
         **extra,  # type: ignore[arg-type]
@@ -245,3 +247,28 @@ async def test_expiry_keeps_what_live_artifacts_need(db: Database, tmp_path: Pat
     assert await store.has(hashlib.sha256(b"shared").hexdigest())
     assert await store.has(hashlib.sha256(b"needed").hexdigest())
     assert shared not in left
+
+
+async def test_anonymous_lineage_does_not_cross_private_workspaces(db: Database) -> None:
+    from db.repositories.artifact import ArtifactRepository
+    from tests.factories import make_workspace
+
+    await make_workspace(db, "open", public=True)
+    public = [(await make(db, {}, workspace="open")).artifact.id for _ in range(2)]
+    hidden = (await make(db, {})).artifact.id  # the private "default" workspace
+    await relate(db, public[0], hidden)
+    await relate(db, hidden, public[1])
+    async with db.read_session() as s:
+        repo = ArtifactRepository(s)
+        args = {
+            "upstream": True,
+            "downstream": False,
+            "depth": 5,
+            "types": list(RelationType),
+            "cap": 100,
+            "edge_cap": 100,
+        }
+        anonymous = await repo.lineage(public[0], private=False, **args)  # type: ignore[arg-type]
+        token = await repo.lineage(public[0], private=True, **args)  # type: ignore[arg-type]
+    assert [n.id for n, _ in anonymous.nodes] == [public[0]]
+    assert [n.id for n, _ in token.nodes] == [public[0], hidden, public[1]]
