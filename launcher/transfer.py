@@ -1,6 +1,6 @@
 """File transfers of the command line: resumable uploads and downloads over HTTP.
 
-Standard library only (http.client), streaming a MiB at a time from and to disk. An
+Plain http.client, streaming a MiB at a time from and to disk. An
 upload first asks the server how much of the file it holds (``Content-Range: bytes
 */SIZE``), then sends the rest in pieces; when a piece fails (the connection dropped,
 the server restarted) it asks again and continues where the server says, so an

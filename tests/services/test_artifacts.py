@@ -240,6 +240,9 @@ async def test_expiry_keeps_what_live_artifacts_need(db: Database, tmp_path: Pat
         outcome = await service.expire_artifacts(uow, datetime.now(UTC))
         await uow.commit()
     assert outcome == "2 artifacts and 1 files deleted"
+    from domain.periodic.service import REGISTRY
+
+    assert REGISTRY["artifacts.expire"].run is service.expire_artifacts  # in the registry
     async with db.read_session() as s:
         left = set(await s.scalars(text("SELECT id FROM artifact")))
     assert left == {live, needed, needed_too, keeps}
