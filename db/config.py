@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         description="data folder of the embedded servers, and the running server's address",
     )
 
+    files_dir: Path | None = Field(
+        default=None,
+        description="the default file store's folder (files laid out by hash) and where partial"
+        " uploads are staged; unset: BATCHGRAPH_HOME/files",
+    )
+
     # The API server
     host: str = Field(default="127.0.0.1", description="where `serve` listens")
     port: int = Field(default=8000, ge=0, le=65535, description="where `serve` listens")
@@ -197,6 +203,10 @@ class Settings(BaseSettings):
         " else http://127.0.0.1:8000/graphql",
     )
     token: SecretStr | None = Field(default=None, description="the CLI's token")
+
+    def files_path(self) -> Path:
+        """The default local file store's folder."""
+        return (self.files_dir or self.home / "files").expanduser().resolve()
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -47,3 +47,16 @@ class FailureCategory(StrEnum):
     TIMEOUT = "TIMEOUT"  # ran past the task type's time limit; retried
     WORKER_LOST = "WORKER_LOST"  # its worker stopped answering; retried
     CONFIGURATION = "CONFIGURATION"  # the deployment cannot run it (no such implementation)
+
+
+class RelationType(StrEnum):
+    """How one artifact relates to another (source → target)."""
+
+    EXTENDS = "EXTENDS"  # the source adds to the target (e.g. debug symbols of a build)
+    RELATES_TO = "RELATES_TO"  # a looser link, e.g. a report about the target
+    BUILT_USING = "BUILT_USING"  # the target was an input of what made the source
+
+
+class StoreBackend(StrEnum):
+    LOCAL = "LOCAL"  # a folder on the API and worker machines (one machine, or a shared mount)
+    S3 = "S3"  # an S3-compatible object store (several machines)

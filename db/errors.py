@@ -14,3 +14,11 @@ class InvalidCursorError(ValueError):
 def is_pool_timeout(exc: BaseException) -> bool:
     """No pooled connection became free within the pool timeout (the pool is exhausted)."""
     return isinstance(exc, PoolTimeoutError)
+
+
+class StoreBusyError(Exception):
+    """Another request is writing the same file's upload right now; retry shortly."""
+
+
+class StoreUnavailableError(Exception):
+    """A file store could not be reached or refused the operation (its message says why)."""

@@ -116,7 +116,8 @@ def base64(text: Expr) -> Expr:
 
 
 def global_id(type_name: str, pk: Expr) -> Expr:
-    return base64(func.concat(const(f"{type_name}:"), pk))
+    """``base64("Type:pk")``; NULL when ``pk`` is (``||`` keeps NULL, ``concat`` would not)."""
+    return base64(const(f"{type_name}:").op("||")(cast(pk, Text)))
 
 
 def num(value: int) -> Expr:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.repositories.artifact import ArtifactRepository
 from db.repositories.batch import BatchRepository
 from db.repositories.job import JobRepository
 from db.repositories.moves import CreationRepository, MoveRepository
@@ -30,6 +31,12 @@ class Sender(Protocol):
     async def send(self, actor_name: str, *args: Any, delay_ms: int | None = None) -> None: ...
 
 
+class StoreOpener(Protocol):
+    """Opens file stores (the domain's FileStores port fits)."""
+
+    def open(self, store_id: int, backend: str, configuration: Mapping[str, Any]) -> Any: ...
+
+
 class UnitOfWork:
     """Owns one write session. Nothing is committed unless ``commit()`` is called.
 
@@ -40,13 +47,19 @@ class UnitOfWork:
     """
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], *, dispatcher: Sender | None = None
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        dispatcher: Sender | None = None,
+        file_stores: StoreOpener | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._session: AsyncSession | None = None
         self._after_commit: list[AfterCommit] = []
         self._outbox: list[tuple[str, tuple[Any, ...], int | None]] = []
         self._dispatcher = dispatcher
+        # What periodic work needs to reach file bytes (expiry); None where unused.
+        self.file_stores = file_stores
 
     async def __aenter__(self) -> UnitOfWork:
         self._session = self._sessionmaker()
@@ -59,6 +72,7 @@ class UnitOfWork:
         self.moves = MoveRepository(self._session)
         self.creation = CreationRepository(self._session)
         self.periodic = PeriodicRepository(self._session)
+        self.artifacts = ArtifactRepository(self._session)
         return self
 
     async def __aexit__(

@@ -103,3 +103,9 @@ def raise_if_invalid(message: str, violations: Iterable[Violation]) -> None:
     found = list(violations)
     if found:
         raise ValidationFailedError(message, found)
+
+
+class BadRequestError(DomainError):
+    """A request that cannot be used as sent (e.g. a byte range that does not fit)."""
+
+    code = ErrorCode.BAD_REQUEST

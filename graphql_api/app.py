@@ -21,7 +21,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+import domain.artifacts.service  # noqa: F401  (registers the artifacts.expire periodic task)
 from db.events import RESYNC, TOKENS, EventBus, Notice
+from db.filestores.factory import Stores
 from db.rawpool import open_read_pool
 from db.session import Database, connect
 from db.uow import UnitOfWork
@@ -31,6 +33,8 @@ from domain.ports import Dispatcher
 from graphql_api.auth.authenticator import Authenticator
 from graphql_api.bodylimit import BodyLimitMiddleware
 from graphql_api.fanout import JobEventHub
+from graphql_api.files import PREFIX as FILES_PREFIX
+from graphql_api.files import FileEndpoints
 from graphql_api.graphiql import ASSETS_DIR, ASSETS_PATH
 from graphql_api.requestid import RequestIdMiddleware
 from graphql_api.schema import build_schema
@@ -50,6 +54,9 @@ def create_app(
     on_shutdown: Callable[[], None] | None = None,
 ) -> Starlette:
     events = EventBus(db.engine)
+    stores = Stores(settings.files_dir)
+    authenticator = Authenticator(db)
+    files = FileEndpoints(db=db, dispatcher=dispatcher, authenticator=authenticator, stores=stores)
     drain = Drain()  # started by the server on SIGTERM (graphql_api.server)
     authenticator = Authenticator(db, ttl=settings.token_recheck_seconds)
 
@@ -72,6 +79,7 @@ def create_app(
         settings=settings,
         authenticator=authenticator,
         hub=hub,
+        stores=stores,
         allowed_origins=settings.cors_origins,
         connection_init_wait_timeout=timedelta(seconds=30),
         allow_queries_via_get=True,
@@ -99,7 +107,7 @@ def create_app(
         settle_garbage_collector()
         stop = asyncio.Event()
         periodic = (
-            asyncio.create_task(run_periodic(db, dispatcher, stop), name="periodic")
+            asyncio.create_task(run_periodic(db, dispatcher, stores, stop), name="periodic")
             if settings.periodic
             else None
         )
@@ -123,6 +131,7 @@ def create_app(
             Route("/", home),
             Route("/graphql", view, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),
+            *files.routes(),
             Mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -132,11 +141,23 @@ def create_app(
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
-                allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=["authorization", "content-type", "x-request-id"],
-                expose_headers=["x-request-id"],
+                allow_methods=["GET", "HEAD", "POST", "PUT", "OPTIONS"],
+                allow_headers=[
+                    "authorization",
+                    "content-type",
+                    "x-request-id",
+                    "content-range",
+                    "range",
+                    "if-none-match",
+                ],
+                expose_headers=["x-request-id", "range", "content-range", "etag"],
             ),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
+            # File uploads stream to disk and are bounded by their declared size instead.
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=settings.limits.max_body_bytes,
+                exempt_prefix=FILES_PREFIX,
+            ),
         ],
         lifespan=lifespan,
     )
@@ -144,11 +165,13 @@ def create_app(
     return app
 
 
-async def run_periodic(db: Database, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+async def run_periodic(
+    db: Database, dispatcher: Dispatcher, stores: Stores, stop: asyncio.Event
+) -> None:
     """Run due periodic tasks until ``stop`` (other processes may run them too: each
     task runs in one process at a time)."""
     scheduler = Scheduler(
-        lambda: UnitOfWork(db.write_session, dispatcher=dispatcher),
+        lambda: UnitOfWork(db.write_session, dispatcher=dispatcher, file_stores=stores),
         runner=f"api {socket.gethostname()}:{os.getpid()}",
         now=lambda: datetime.now(UTC),
     )

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from db.events import EventBus
+from db.repositories.artifact import ArtifactRepository
 from db.repositories.batch import BatchRepository
 from db.repositories.job import JobRepository
 from db.repositories.periodic import PeriodicRepository
@@ -25,7 +26,7 @@ from db.repositories.workspace import WorkspaceRepository
 from db.session import Database
 from db.uow import UnitOfWork
 from domain.auth.rules import Actor
-from domain.ports import Dispatcher
+from domain.ports import Dispatcher, FileStores
 from graphql_api.auth.authenticator import Authenticator
 from graphql_api.fanout import JobEventHub
 from graphql_api.loaders import Loaders
@@ -44,6 +45,7 @@ class Reads:
     jobs: JobRepository
     workers: WorkerRepository
     periodic: PeriodicRepository
+    artifacts: ArtifactRepository
 
 
 @dataclass
@@ -64,10 +66,18 @@ class Context:
     # Reads through the compiled planner (graphql_api.compiled); False: the resolvers.
     compiled_reads: bool = True
     compiled_plan: Any = None  # what the planner did with this request (tests, debugging)
+    stores: FileStores | None = None
     _extra: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.db.write_session, dispatcher=self.dispatcher)
+        return UnitOfWork(
+            self.db.write_session, dispatcher=self.dispatcher, file_stores=self.stores
+        )
+
+    def base_url(self) -> str:
+        """The server's root URL as the client reached it (for file URLs)."""
+        request = self.request
+        return str(request.base_url) if request is not None else "http://127.0.0.1:8000/"
 
     @asynccontextmanager
     async def reads(self) -> AsyncIterator[Reads]:
@@ -80,6 +90,7 @@ class Context:
                 jobs=JobRepository(session),
                 workers=WorkerRepository(session),
                 periodic=PeriodicRepository(session),
+                artifacts=ArtifactRepository(session),
             )
 
     @cached_property

@@ -80,7 +80,14 @@ LIST_SIZES: dict[str, int] = {
     "ValidationFailed.violations": 100,
     "SchemaMismatch.violations": 100,
     "ParameterValidation.violations": 100,
+    "Lineage.nodes": 500,  # bounds; FIRST_SCALED sizes them from `lineage(first:)`
+    "Lineage.edges": 2_000,
+    "Query.fileStores": 20,
+    "Workspace.artifactCategories": 100,
 }
+# Lists sized by the `first` of the field above them (× a factor): `lineage(first: n)`
+# returns at most n nodes and 4n edges.
+FIRST_SCALED: dict[str, int] = {"Lineage.nodes": 1, "Lineage.edges": 4}
 # How many `ofType` hops can be non-null in this schema (introspection_sizes sets it).
 OF_TYPE_DEPTH = "__Type.ofType"
 # Reported costs stop here (JSON numbers past 2**53 lose precision in browsers).
@@ -184,16 +191,21 @@ class _Coster:
         return part
 
     def selection_set(
-        self, node: SelectionSetNode, parent: GraphQLCompositeType, of_type: int = 0
+        self,
+        node: SelectionSetNode,
+        parent: GraphQLCompositeType,
+        of_type: int = 0,
+        parent_first: int | None = None,
     ) -> _Part:
-        """``of_type``: how many ``ofType`` hops led here (introspection)."""
+        """``of_type``: how many ``ofType`` hops led here (introspection); ``parent_first``:
+        the ``first`` of the field that selected this object (for FIRST_SCALED lists)."""
         fixed = per_item = 0
         spread: set[str] = set()
         for selection in node.selections:
             if not self.included(selection.directives):
                 continue
             if isinstance(selection, FieldNode):
-                part = self.field(selection, parent, of_type)
+                part = self.field(selection, parent, of_type, parent_first)
             elif isinstance(selection, FragmentSpreadNode):
                 if selection.name.value in spread:
                     continue
@@ -204,14 +216,20 @@ class _Coster:
                 type_ = self.schema.get_type(condition.name.value) if condition else parent
                 if not is_composite_type(type_):
                     continue
-                part = self.selection_set(selection.selection_set, type_, of_type)
+                part = self.selection_set(selection.selection_set, type_, of_type, parent_first)
             else:  # pragma: no cover
                 continue
             fixed += part.fixed
             per_item += part.per_item
         return _Part(min(fixed, SATURATION), min(per_item, SATURATION))
 
-    def field(self, node: FieldNode, parent: GraphQLCompositeType, of_type: int) -> _Part:
+    def field(
+        self,
+        node: FieldNode,
+        parent: GraphQLCompositeType,
+        of_type: int,
+        parent_first: int | None = None,
+    ) -> _Part:
         name = node.name.value
         definition = self._definition(parent, name)
         if definition is None:
@@ -226,7 +244,14 @@ class _Coster:
                 return _Part()  # deeper than any type of this schema is wrapped: null
         else:
             of_type = 0
-        below = self.selection_set(node.selection_set, named, of_type)
+        first_here = (
+            self.size(node, definition, self.default_page_size)
+            if "first" in definition.args
+            and not _is_connection(named)
+            and not _is_list(definition.type)
+            else None
+        )
+        below = self.selection_set(node.selection_set, named, of_type, first_here)
         if _is_connection(parent) and name == "edges":
             return _Part(per_item=below.fixed)  # the items are counted by the connection
         if _is_connection(parent) and name == "pageInfo":
@@ -237,7 +262,10 @@ class _Coster:
             size = self.size(node, definition, self.default_page_size)
             return _Part(fixed=size + below.fixed + size * below.per_item)
         if _is_list(definition.type):
-            bound = self.list_sizes.get(f"{parent.name}.{name}", self.default_page_size)
+            key = f"{parent.name}.{name}"
+            bound = self.list_sizes.get(key, self.default_page_size)
+            if key in FIRST_SCALED and parent_first is not None:
+                bound = min(bound, parent_first * FIRST_SCALED[key])
             size = self.size(node, definition, bound) if "first" in definition.args else bound
             return _Part(fixed=size * (1 + below.fixed))
         return _Part(fixed=1 + below.fixed)

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import strawberry
 
-from db.enums import CachePolicy, FailureCategory, JobStatus, RerunMode, TokenRole, WorkerKind
+from db.enums import (
+    CachePolicy,
+    FailureCategory,
+    JobStatus,
+    RelationType,
+    RerunMode,
+    StoreBackend,
+    TokenRole,
+    WorkerKind,
+)
 from db.repositories.batch import BatchOrder
 from domain.batches.rules import DiffStatus
 
@@ -40,4 +49,15 @@ strawberry.enum(
     description="Why a job failed. INFRASTRUCTURE, TIMEOUT and WORKER_LOST are retried while"
     " attempts are left; DOMAIN (the work cannot succeed) and CONFIGURATION (this deployment"
     " cannot run it) fail at once.",
+)
+strawberry.enum(
+    RelationType,
+    name="ArtifactRelationType",
+    description="source → target. EXTENDS: the source adds to the target; RELATES_TO: a"
+    " looser link; BUILT_USING: the target was an input of what made the source.",
+)
+strawberry.enum(
+    StoreBackend,
+    name="FileStoreBackend",
+    description="LOCAL: a folder (one machine or a shared mount); S3: an S3-compatible bucket.",
 )

@@ -190,11 +190,57 @@ EXAMPLES: list[Example] = [
 """,
     ),
     Example(
+        "CreateCaptionCategory",
+        """mutation CreateCaptionCategory {
+  createArtifactCategory(input: { workspace: "imaging", name: "caption",
+    description: "The caption of one image, as text"
+    dataSchema: { type: "object", required: ["image"],
+      properties: { image: { type: "string" } } } }) {
+    __typename
+    ... on ArtifactCategoryCreated { category { name dataSchema } }
+    ... on Error { code message }
+  }
+}
+""",
+    ),
+    Example(
+        "Captions",
+        """query Captions {
+  artifacts(filter: { workspace: "imaging", category: "caption" }, first: 10) {
+    edges { node { id category data isComplete fileCount
+      files { edges { node { path size sha256 contentType isComplete downloadUrl } } } } }
+  }
+}
+""",
+    ),
+    Example(
+        "CreateChecksumTaskType",
+        """mutation CreateChecksumTaskType {
+  createTaskType(input: { workspace: "imaging", name: "checksum",
+    description: "sha256, lines and words of the input artifacts' files"
+    implementation: "builtin.checksum" }) {
+    __typename ... on TaskTypeCreated { taskType { id name } } ... on Error { code message }
+  }
+}
+""",
+    ),
+    Example(
         "DemoChain",
         """query DemoChain {
   batches(filter: { workspace: "demo" }) { edges { node { id title isSuperseded
     counters { jobsTotal completed failed canceled pending blocked }
     nodeMetrics { node completed failed runDuration { avg { iso } p95 { iso } } } } } }
+}
+""",
+    ),
+    Example(
+        "DemoLineage",
+        """query DemoLineage {
+  artifacts(filter: { workspace: "demo", category: "report" }, first: 1) {
+    edges { node { lineage(depth: 5) {
+      nodes { depth artifact { id category createdBy { node } } }
+      edges { type source target } } } }
+  }
 }
 """,
     ),

@@ -10,7 +10,9 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
+from db.enums import RelationType
 from db.models import (
+    Artifact,
     Batch,
     Job,
     JobEvent,
@@ -21,6 +23,7 @@ from db.models import (
     Worker,
     Workspace,
 )
+from db.repositories.artifact import ArtifactRepository, FileEntry, RelationRow
 from db.repositories.batch import BatchRepository
 from db.repositories.counters import NodeCounts
 from db.repositories.job import JobFilter, JobRepository
@@ -38,6 +41,7 @@ G = TypeVar("G", bound=Hashable)
 
 # (batch id, first, filter) → the first page of that batch's jobs
 JobsPageKey = tuple[int, int, JobFilter]
+RelationsKey = tuple[int, bool, tuple[RelationType, ...], int]
 
 
 class SharedLoader(DataLoader[K, V]):
@@ -145,6 +149,33 @@ class Loaders:
             fetch=lambda s, first, keys: JobRepository(s).first_events_per_job(
                 [k[0] for k in keys], first=first
             ),
+        )
+
+        self.artifact: DataLoader[int, Artifact | None] = load(
+            lambda s, ids: ArtifactRepository(s).get_many(ids)
+        )
+        self.artifact_files_page: DataLoader[tuple[int, int], Page[FileEntry]] = self._grouped(
+            group=lambda key: key[1],
+            fetch=lambda s, first, keys: ArtifactRepository(s).first_entries(
+                [k[0] for k in keys], first=first
+            ),
+        )
+        # (files, bytes, files not uploaded yet)
+        self.artifact_file_counts: DataLoader[int, tuple[int, int, int]] = load(
+            lambda s, ids: ArtifactRepository(s).file_counts(ids)
+        )
+        # (artifact, outgoing, types, first) → its relations
+        self.relations: DataLoader[RelationsKey, list[RelationRow]] = self._grouped(
+            group=lambda key: (key[1], key[2], key[3]),
+            fetch=lambda s, g, keys: ArtifactRepository(s).relations(
+                [k[0] for k in keys], outgoing=g[0], types=g[1], first=g[2]
+            ),
+        )
+        self.job_inputs: DataLoader[int, list[int]] = load(
+            lambda s, ids: ArtifactRepository(s).inputs_of(ids)
+        )
+        self.job_outputs: DataLoader[int, list[int]] = load(
+            lambda s, ids: ArtifactRepository(s).outputs_of(ids)
         )
 
     def _loader(

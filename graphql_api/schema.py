@@ -13,6 +13,8 @@ from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from graphql_api.artifacts.mutations import ArtifactMutations
+from graphql_api.artifacts.queries import ArtifactQueries
 from graphql_api.auth.mutations import AuthMutations
 from graphql_api.auth.queries import AuthQueries
 from graphql_api.batches.mutations import BatchMutations
@@ -48,6 +50,7 @@ class Query(
     ComparisonQueries,
     JobQueries,
     WorkerQueries,
+    ArtifactQueries,
 ):
     @strawberry.field(
         description="Any object by its global id; null when the id names nothing you may"
@@ -71,6 +74,7 @@ class Mutation(
     BatchMutations,
     JobMutations,
     WorkerMutations,
+    ArtifactMutations,
 ):
     pass
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from db.config import Settings, settings
@@ -99,6 +100,8 @@ class ApiSettings:
     compiled_reads: bool = True
     # One log line per request (uvicorn's access log) costs ~5 % of a small request.
     access_log: bool = False
+    # The default local file store's folder, and where partial uploads are staged.
+    files_dir: Path = field(default_factory=lambda: settings().files_path())
 
     def pool_options(self) -> dict[str, Any]:
         """Keyword arguments for db.session.connect."""
@@ -133,6 +136,7 @@ class ApiSettings:
             comparison_min_seconds=found.comparison_min_seconds,
             compiled_reads=found.compiled_reads,
             access_log=found.access_log,
+            files_dir=found.files_path(),
         )
 
     @classmethod

@@ -25,7 +25,7 @@ from db.errors import is_pool_timeout
 from db.events import EventBus
 from db.session import Database
 from domain.errors import ErrorCode, UnauthenticatedError
-from domain.ports import Dispatcher
+from domain.ports import Dispatcher, FileStores
 from graphql_api import safejson
 from graphql_api.auth.authenticator import Authenticator
 from graphql_api.auth.revocation import TokenStatus
@@ -65,6 +65,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         authenticator: Authenticator,
         events: EventBus,
         hub: JobEventHub | None = None,
+        stores: FileStores,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -80,6 +81,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         self._authenticator = authenticator
         self._hub = hub
         self.read_pool: asyncpg.Pool | None = None  # opened by the app's lifespan
+        self._stores = stores
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -175,6 +177,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             hub=self._hub,
             read_pool=self.read_pool,
             compiled_reads=self._settings.compiled_reads,
+            stores=self._stores,
         )
         if isinstance(request, Request):
             try:

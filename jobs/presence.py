@@ -15,6 +15,7 @@ import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import Middleware
 
+import domain.artifacts.service  # noqa: F401  (registers the artifacts.expire periodic task)
 from db.config import settings
 from domain.maintenance import service as maintenance
 from domain.periodic.service import Scheduler

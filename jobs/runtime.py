@@ -19,6 +19,7 @@ import dramatiq
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from db.config import settings
+from db.filestores.factory import Stores
 from db.session import Database, connect
 from db.uow import UnitOfWork
 from domain.jobs import execution
@@ -202,8 +203,24 @@ def use_dispatcher(found: Dispatcher | None) -> None:
     _dispatcher = found
 
 
+_file_stores: Stores | None = None
+
+
+def file_stores() -> Stores:
+    """The file stores, opened once per process (BATCHGRAPH_FILES_DIR for local ones)."""
+    global _file_stores
+    if _file_stores is None:
+        _file_stores = Stores(settings().files_path())
+    return _file_stores
+
+
+def use_file_stores(found: Stores | None) -> None:
+    global _file_stores
+    _file_stores = found
+
+
 def unit_of_work() -> UnitOfWork:
-    return UnitOfWork(database().write_session, dispatcher=dispatcher())
+    return UnitOfWork(database().write_session, dispatcher=dispatcher(), file_stores=file_stores())
 
 
 async def dispose() -> None:

@@ -27,12 +27,14 @@ from typer.exceptions import TyperException
 
 from db.config import Settings, SettingsError, load_settings
 from db.enums import TokenRole
+from db.filestores.factory import Stores
 from db.session import connect
 from db.uow import UnitOfWork
 from domain.auth import service as auth
 from domain.auth.rules import Actor
 from domain.errors import DomainError
 from launcher import console, remote
+from launcher.artifacts import artifact_app
 from launcher.client import ClientError
 from launcher.runtime import (
     Infra,
@@ -45,6 +47,7 @@ from launcher.runtime import (
     spawn_worker,
     stop_worker,
 )
+from launcher.transfer import TransferError
 
 # The operator at the console has the database in hand; acts as an admin.
 OPERATOR = Actor(token_id=0, owner="operator (cli)", role=TokenRole.ADMIN)
@@ -59,6 +62,7 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="Manage tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+app.add_typer(artifact_app, name="artifact")
 remote.register(app)
 
 
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             console.error(exc.format_message())
         return int(exc.exit_code)
-    except (LauncherError, SettingsError, ClientError) as exc:
+    except (LauncherError, SettingsError, ClientError, TransferError) as exc:
         console.error(str(exc))
         return 2
     except DomainError as exc:
@@ -368,6 +372,22 @@ def demo() -> int:
                 made = asyncio.run(_demo_step(infra, _catalog_step(step, catalog)))
                 catalog = catalog or made
                 _wait_for(infra, made, title)
+            stores = Stores(settings.files_path())
+            third = asyncio.run(
+                _demo_step(
+                    infra,
+                    lambda units: demo_service.seed_artifacts(units, stores, actor=OPERATOR),
+                )
+            )
+            _wait_for(infra, third, demo_service.ARTIFACTS_TITLE)
+            asyncio.run(
+                _demo_step(
+                    infra,
+                    lambda units: demo_service.relate_report(
+                        units, stores, actor=OPERATOR, batch_id=third
+                    ),
+                )
+            )
         finally:
             stop_worker(process)
     assert catalog is not None
@@ -378,12 +398,19 @@ def demo() -> int:
         f" ({len(demo_service.FAILING)} resizes failed, their thumbnails canceled), a fixed"
         " revision of resize-image, and a second batch that re-processed the failed part;\n"
         f"* {demo_service.CATALOG_STEPS[0][0]!r}: a chain of three batches (root {root}),"
-        " the second compressing faster, the third rendering slower.\n"
+        " the second compressing faster, the third rendering slower;\n"
+        "* caption documents, a batch whose jobs checksummed them into new artifacts, and a"
+        " report relating to those.\n"
         "Explore it in GraphiQL (no token needed for a public workspace):\n\n"
-        '  query DemoChain { batches(filter: {workspace: "demo"}) { edges { node { title\n'
+        '  query DemoChain { batches(filter: {workspace: "demo",\n'
+        '    taskType: "resize-image"}) { edges { node { title\n'
         "    isSuperseded counters { jobsTotal completed failed canceled }\n"
         "    nodeMetrics { node completed failed runDuration { avg { iso } } } } } } }\n\n"
-        f"and compare the catalog chain:  batchgraph compare {root}\n",
+        f"compare the catalog chain:  batchgraph compare {root}\n\n"
+        "and the lineage of the report, in one SQL query:\n\n"
+        '  query DemoLineage { artifacts(filter: {workspace: "demo", category: "report"}) {\n'
+        "    edges { node { lineage(depth: 5) { nodes { depth artifact { category } }\n"
+        "      edges { type source target } } } } } }\n",
         markup=False,
     )
     return 0

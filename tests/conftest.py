@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlparse
@@ -38,6 +40,15 @@ DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 # Set before anything reads the settings (they are read once per process).
 RUN_NAMESPACE = f"bgtest-{os.getpid()}-{secrets.token_hex(3)}"
 os.environ["BATCHGRAPH_BROKER_NAMESPACE"] = RUN_NAMESPACE
+# Artifact files of this run (the default local store) go to a folder of its own.
+FILES_DIR = tempfile.mkdtemp(prefix="bgtest-files-")
+os.environ["BATCHGRAPH_FILES_DIR"] = FILES_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _files_dir() -> Iterator[str]:
+    yield FILES_DIR
+    shutil.rmtree(FILES_DIR, ignore_errors=True)
 
 
 def require_service(name: str, reason: str) -> None:
@@ -122,6 +133,12 @@ async def reset(database: Database) -> None:
         await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
         # What the first migration seeds.
         await conn.execute(text("INSERT INTO workspace (name, public) VALUES ('default', false)"))
+        await conn.execute(
+            text(
+                "INSERT INTO file_store (name, backend, configuration, is_default)"
+                " VALUES ('local', 'LOCAL', '{}', true)"
+            )
+        )
 
 
 @pytest.fixture
@@ -284,3 +301,37 @@ def live_server(database_url: str, redis_url: str) -> Iterator[str]:
 def second_server(database_url: str, redis_url: str) -> Iterator[str]:
     """Another API process on the same database (each has its own event bus)."""
     yield from _serve_in_thread(database_url, redis_url)
+
+
+# --- an S3-compatible server -------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """A real S3-compatible HTTP server (moto's) on 127.0.0.1, with a bucket; yields an S3
+    store's configuration. Its credentials are moto's test ones, set in the environment."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    configuration = {
+        "bucket": "batchgraph-test",
+        "endpointUrl": f"http://{host}:{port}",
+        "region": "us-east-1",
+        "prefix": "files",
+    }
+    boto3.client(
+        "s3", endpoint_url=configuration["endpointUrl"], region_name="us-east-1"
+    ).create_bucket(Bucket=configuration["bucket"])
+    yield configuration
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

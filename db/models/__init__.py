@@ -1,5 +1,15 @@
 """All models, imported here so ``Base.metadata`` is complete for alembic."""
 
+from db.models.artifact import (
+    Artifact,
+    ArtifactCategory,
+    ArtifactFile,
+    ArtifactRelation,
+    File,
+    FileInStore,
+    FileStore,
+    JobInput,
+)
 from db.models.batch import Batch, BatchItem, BatchNode, BatchNodeDelta, Recipe
 from db.models.job import Job, JobDependency, JobEvent
 from db.models.periodic import PeriodicTask
@@ -9,13 +19,21 @@ from db.models.worker import Worker
 from db.models.workspace import Workspace
 
 __all__ = [
+    "Artifact",
+    "ArtifactCategory",
+    "ArtifactFile",
+    "ArtifactRelation",
     "Batch",
     "BatchItem",
     "BatchNode",
     "BatchNodeDelta",
+    "File",
+    "FileInStore",
+    "FileStore",
     "Job",
     "JobDependency",
     "JobEvent",
+    "JobInput",
     "PeriodicTask",
     "Recipe",
     "TaskType",

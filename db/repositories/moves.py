@@ -365,6 +365,10 @@ p AS (
   SELECT * FROM unnest(CAST(:p_position AS int[]), CAST(:p_node AS text[]),
                        CAST(:p_parameters AS text[])) AS p(position, node, parameters)
 ),
+ai AS (
+  SELECT * FROM unnest(CAST(:i_position AS int[]), CAST(:i_node AS text[]),
+                       CAST(:i_artifact AS bigint[])) AS ai(position, node, artifact_id)
+),
 src AS (
   SELECT r.id AS recipe_id, r.position, n.name, n.revision_id, n.max_attempts, n.ord,
          n.queue_now,
@@ -388,7 +392,15 @@ ins AS (
          CASE WHEN queue_now AND NOT waits THEN now() END
   FROM src ORDER BY position, ord
   ON CONFLICT (recipe_id, node) DO NOTHING
-  RETURNING id, batch_id, node, status, attempt, task_type_revision_id
+  RETURNING id, batch_id, recipe_id, node, status, attempt, task_type_revision_id
+),
+inp AS (
+  INSERT INTO job_input (job_id, artifact_id)
+  SELECT ins.id, ai.artifact_id
+  FROM ins JOIN recipe r ON r.id = ins.recipe_id
+  JOIN ai ON ai.position = r.position AND ai.node = ins.node
+  WHERE EXISTS (SELECT 1 FROM artifact a WHERE a.id = ai.artifact_id)
+  ON CONFLICT DO NOTHING
 ),
 ev AS (
   INSERT INTO job_event (job_id, batch_id, from_status, to_status, attempt, reason)
@@ -450,14 +462,17 @@ class CreationRepository:
         stop: int,
         nodes: Sequence[NodePlan],
         rendered: Sequence[tuple[int, str, Any]] = (),
+        inputs: Sequence[tuple[int, str, int]] = (),
         dispatched: str = "",
     ) -> Created:
         """Recipes, jobs (PENDING, or BLOCKED behind a dependency in their run set) with
         their first history row and counter deltas, and dependencies, for the items in
         ``[start, stop)``; what exists already is left alone. Returns the jobs created.
 
-        ``rendered``: (position, node, parameters) for templated nodes; ``dispatched``:
-        the history's reason for jobs queued at once.
+        ``rendered``: (position, node, parameters) for templated nodes; ``inputs``:
+        (position, node, artifact id) for the jobs' input artifacts, recorded in the
+        same statement (an artifact that expired meanwhile is left out);
+        ``dispatched``: the history's reason for jobs queued at once.
         """
         where = {"batch": batch_id, "start": start, "stop": stop}
         await self._session.execute(_RECIPES, {**where, "all_nodes": len(nodes)})
@@ -478,6 +493,9 @@ class CreationRepository:
                     "p_position": [r[0] for r in rendered],
                     "p_node": [r[1] for r in rendered],
                     "p_parameters": json_texts(r[2] for r in rendered),
+                    "i_position": [i[0] for i in inputs],
+                    "i_node": [i[1] for i in inputs],
+                    "i_artifact": [i[2] for i in inputs],
                     "dispatched": dispatched,
                 },
             )

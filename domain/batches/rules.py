@@ -52,6 +52,9 @@ DEFINITION_SCHEMA: dict[str, Any] = {
                                 "uniqueItems": True,
                             },
                             "parameters": {"type": "object"},
+                            # The artifacts each job reads: a template over the item
+                            # rendering to an artifact id or a list of them.
+                            "inputs": {"type": ["string", "array"]},
                         },
                     },
                 }
@@ -87,6 +90,7 @@ class IssueName(StrEnum):
     NO_RECIPES = "NO_RECIPES"
     TOO_MANY_INPUTS = "TOO_MANY_INPUTS"
     PARAMETERS_INVALID = "PARAMETERS_INVALID"
+    INPUTS_INVALID = "INPUTS_INVALID"
     # warnings
     TASK_TYPE_UNAVAILABLE = "TASK_TYPE_UNAVAILABLE"
     NODES_NOT_IN_RECIPE = "NODES_NOT_IN_RECIPE"
@@ -111,6 +115,7 @@ class NodeSpec:
     depends_on: tuple[str, ...]
     parameters: JSON | None  # None: the input item itself is the parameters
     revision: int | None = None  # None: the task type's newest revision
+    inputs: JSON | None = None  # a template naming the input artifacts of each job
 
 
 class DiffStatus(StrEnum):
@@ -138,9 +143,11 @@ class PinnedNode:
     revision_id: int
     depends_on: tuple[str, ...]
     parameters: JSON | None
+    inputs: JSON | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
+            **({"inputs": self.inputs} if self.inputs is not None else {}),
             "name": self.name,
             "taskType": self.task_type,
             "taskTypeId": self.task_type_id,
@@ -160,6 +167,7 @@ class PinnedNode:
             revision_id=raw["revisionId"],
             depends_on=tuple(raw["dependsOn"]),
             parameters=raw["parameters"],
+            inputs=raw.get("inputs"),
         )
 
 
@@ -208,6 +216,7 @@ def parse_definition(document: JSON) -> Definition:
                 depends_on=tuple(n.get("dependsOn", ())),
                 parameters=n.get("parameters"),
                 revision=n.get("revision"),
+                inputs=n.get("inputs"),
             )
             for n in recipe["nodes"]
         ]
@@ -362,6 +371,8 @@ def diff_recipes(previous: Sequence[PinnedNode], current: Sequence[PinnedNode]) 
             reasons.append(f"task type revision {old.revision} → {node.revision}")
         if old.parameters != node.parameters:
             reasons.append("parameters template changed")
+        if old.inputs != node.inputs:
+            reasons.append("inputs template changed")
         if set(old.depends_on) != set(node.depends_on):
             reasons.append("dependencies changed")
         status = DiffStatus.CHANGED if reasons else DiffStatus.UNCHANGED
@@ -421,3 +432,38 @@ def nodes_to_run(
     else:
         start = set(forced) & names
     return downstream(nodes, start | (set(always) & names))
+
+
+def render_inputs(template: JSON | None, item: JSON) -> tuple[list[int], list[str]]:
+    """The artifact ids a job of this node reads for one item, and what is wrong with them.
+
+    ``template`` renders (like parameters) to an artifact id or a list of them."""
+    if template is None:
+        return [], []
+    rendered, missing = render_parameters(template, item)
+    problems = [f"no value for {{{{{m}}}}} in the input item" for m in missing]
+    values = rendered if isinstance(rendered, list) else [rendered]
+    ids: list[int] = []
+    for value in values:
+        found = artifact_id(value)
+        if found is None:
+            problems.append(f"{str(value)[:80]!r} is not an artifact id")
+        else:
+            ids.append(found)
+    return sorted(set(ids)), problems
+
+
+def artifact_id(value: JSON) -> int | None:
+    """The database id inside an Artifact's global id (``base64("Artifact:12")``)."""
+    import base64
+    import binascii
+
+    if not isinstance(value, str) or len(value) > 100:
+        return None
+    try:
+        kind, _, number = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    if kind != "Artifact" or not number.isdigit() or len(number) > 18:
+        return None
+    return int(number)

@@ -13,6 +13,7 @@ from jsonschema.validators import validator_for
 
 from db.enums import CachePolicy, JobStatus, RerunMode
 from db.models import Batch, BatchNode, TaskType
+from db.repositories.artifact import ArtifactRepository
 from db.repositories.batch import BatchRepository, ItemRow
 from db.repositories.job import JobRepository
 from db.repositories.moves import NodePlan
@@ -60,6 +61,8 @@ class Repositories(Protocol):
     def batches(self) -> BatchRepository: ...
     @property
     def jobs(self) -> JobRepository: ...
+    @property
+    def artifacts(self) -> ArtifactRepository: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +148,11 @@ async def validate_batch(
         if definition.issues:
             return found
     if spec.previous is None:
-        await _validate_new(repos, found, definition, workspace.id)
+        await _validate_new(repos, found, definition, workspace.id, actor)
     else:
-        await _validate_reprocessing(repos, found, definition, spec.previous, workspace.id, lock)
+        await _validate_reprocessing(
+            repos, found, definition, spec.previous, workspace.id, lock, actor
+        )
     if found.is_valid and not found.plan:
         found.errors.append(Issue(IssueName.NO_RECIPES, "the batch would create no recipes"))
     return found
@@ -171,7 +176,11 @@ def _configuration_issues(spec: BatchSpec) -> list[Issue]:
 
 
 async def _validate_new(
-    repos: Repositories, found: Validation, definition: rules.Definition, workspace_id: int
+    repos: Repositories,
+    found: Validation,
+    definition: rules.Definition,
+    workspace_id: int,
+    actor: Actor | None,
 ) -> None:
     if not definition.nodes or definition.inputs is None:
         found.errors.append(
@@ -192,6 +201,7 @@ async def _validate_new(
     ]
     found.estimated_recipes = len(found.plan)
     _check_parameters(found)
+    await _check_inputs(repos, found, actor)
 
 
 async def _validate_reprocessing(
@@ -201,6 +211,7 @@ async def _validate_reprocessing(
     previous_spec: PreviousBatch,
     workspace_id: int,
     lock: bool,
+    actor: Actor | None,
 ) -> None:
     if definition.inputs is not None:
         found.errors.append(
@@ -239,7 +250,7 @@ async def _validate_reprocessing(
         return
     before = [PinnedNode.from_json(n) for n in previous.recipe["nodes"]]
     specs = definition.nodes or [
-        NodeSpec(n.name, n.task_type, n.depends_on, n.parameters) for n in before
+        NodeSpec(n.name, n.task_type, n.depends_on, n.parameters, inputs=n.inputs) for n in before
     ]
     await _pin(repos, found, specs, workspace_id)
     if not found.is_valid:
@@ -283,6 +294,47 @@ async def _validate_reprocessing(
             found.plan.append(PlannedRecipe(position, recipe.item, ordered, recipe.id))
             position += 1
     _check_parameters(found)
+    await _check_inputs(repos, found, actor)
+
+
+async def _check_inputs(repos: Repositories, found: Validation, actor: Actor | None) -> None:
+    """Each job's input artifacts (a node's ``inputs`` over the item): ids of artifacts
+    the caller may read, with every file uploaded. Two queries, whatever the count."""
+    nodes = [n for n in found.nodes if n.inputs is not None]
+    if not nodes:
+        return
+    wanted: dict[int, list[tuple[int, str]]] = {}
+    issues: list[Issue] = []
+    for index, recipe in enumerate(found.plan):
+        for node in nodes:
+            if node.name not in recipe.nodes:
+                continue
+            ids, problems = rules.render_inputs(node.inputs, recipe.item)
+            issues += [
+                Issue(IssueName.INPUTS_INVALID, p, "$.inputs", node.name, index) for p in problems
+            ]
+            for i in ids:
+                wanted.setdefault(i, []).append((index, node.name))
+    rows = await repos.artifacts.get_many(sorted(wanted))
+    readable = {
+        w.id
+        for w in await repos.workspaces.get_many(
+            sorted({r.workspace_id for r in rows if r is not None})
+        )
+        if w is not None and can_read(w, actor)
+    }
+    present = {r.id for r in rows if r is not None and r.workspace_id in readable}
+    incomplete = await repos.artifacts.incomplete(sorted(present)) if present else set()
+    for artifact_id, uses in sorted(wanted.items()):
+        index, node_name = uses[0]
+        if artifact_id not in present:
+            problem = f"no artifact {artifact_id} you may read"
+        elif artifact_id in incomplete:
+            problem = f"artifact {artifact_id} still has files to upload"
+        else:
+            continue
+        issues.append(Issue(IssueName.INPUTS_INVALID, problem, "$.inputs", node_name, index))
+    found.errors += issues[:MAX_PARAMETER_ISSUES]
 
 
 async def _pin(
@@ -326,6 +378,7 @@ async def _pin(
                 revision_id=revision.id,
                 depends_on=spec.depends_on,
                 parameters=spec.parameters,
+                inputs=spec.inputs,
             )
         )
         found.parameter_schemas[spec.name] = revision.parameters_schema
@@ -510,12 +563,16 @@ async def _create_range(uow: UnitOfWork, batch: Batch, *, cursor: int, total: in
         broken = await moves.broken_revisions(uow, known.values())
         queue_now = batch.max_parallel_jobs is None
         rendered: list[tuple[int, str, Any]] = []
-        if any(n.parameters is not None for n in nodes):
+        inputs: list[tuple[int, str, int]] = []
+        if any(n.parameters is not None or n.inputs is not None for n in nodes):
             for position, item in await uow.creation.items(batch_id, cursor, stop):
                 for n in nodes:
                     if n.parameters is not None:
                         params, _ = rules.render_parameters(n.parameters, item)
                         rendered.append((position, n.name, params))
+                    if n.inputs is not None:
+                        ids, _ = rules.render_inputs(n.inputs, item)
+                        inputs += [(position, n.name, i) for i in ids]
         made = await uow.creation.create(
             batch_id=batch_id,
             workspace_id=batch.workspace_id,
@@ -534,6 +591,7 @@ async def _create_range(uow: UnitOfWork, batch: Batch, *, cursor: int, total: in
                 for n in nodes
             ],
             rendered=rendered,
+            inputs=inputs,
             dispatched=moves.dispatched_reason(),
         )
         created = made.jobs

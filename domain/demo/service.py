@@ -16,13 +16,20 @@ steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+import hashlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from db.enums import CachePolicy, RerunMode
+from db.enums import CachePolicy, RelationType, RerunMode
+from db.repositories.job import JobFilter
 from db.uow import UnitOfWork
+from domain.artifacts import service as artifacts
+from domain.artifacts import uploads
+from domain.artifacts.rules import FileSpec
 from domain.auth.rules import Actor
 from domain.batches import service as batches
+from domain.ports import FileStores
 from domain.tasktypes import service as tasktypes
 from domain.tasktypes.rules import RevisionFields
 from domain.workspaces import service as workspaces
@@ -261,3 +268,168 @@ async def progress(units: Callable[[], UnitOfWork], *, batch_id: int) -> Progres
         finished = sum(n.completed + n.failed + n.canceled for n in nodes)
         current = all(n.percentiles_completed == n.completed for n in nodes)
         return Progress(batch.is_creation_done, total, finished, current)
+
+
+# --- artifacts: documents, a checksum batch over them, and what relates to its outputs ---
+
+DOCUMENTS = {
+    "caption-000.txt": "a cat on a mat\n",
+    "caption-001.txt": "two dogs in the snow\nthe second dog is asleep\n",
+    "caption-002.txt": "sunset over the harbour\n",
+}
+ARTIFACTS_TITLE = "Checksums of the captions"
+
+
+async def _bytes(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _artifact(
+    units: Callable[[], UnitOfWork],
+    stores: FileStores,
+    actor: Actor,
+    *,
+    category: str,
+    files: dict[str, bytes],
+    data: dict[str, object],
+) -> int:
+    """An artifact with its bytes uploaded, as a client would."""
+    async with units() as uow:
+        created = await artifacts.create_artifact(
+            uow,
+            spec=artifacts.ArtifactSpec(
+                workspace=WORKSPACE,
+                category=category,
+                data=data,
+                files=[
+                    FileSpec(p, len(b), hashlib.sha256(b).hexdigest()) for p, b in files.items()
+                ],
+                expire_after_seconds=0,
+            ),
+            actor=actor,
+        )
+        await uow.commit()
+    for path in created.paths_to_upload:
+        await uploads.put(
+            units,
+            stores,
+            artifact_id=created.artifact.id,
+            path=path,
+            content_range=None,
+            content_length=len(files[path]),
+            body=_bytes(files[path]),
+            actor=actor,
+        )
+    return created.artifact.id
+
+
+async def seed_artifacts(
+    units: Callable[[], UnitOfWork], stores: FileStores, *, actor: Actor
+) -> int:
+    """Three caption documents (one with an edition that EXTENDS it), and a batch whose
+    builtin.checksum jobs read them and make outputs BUILT_USING them. Its id."""
+    async with units() as uow:
+        await artifacts.create_category(
+            uow,
+            workspace=WORKSPACE,
+            name="caption",
+            description="A caption of one image, as plain text",
+            data_schema={
+                "type": "object",
+                "required": ["image"],
+                "properties": {"image": {"type": "string"}},
+            },
+            actor=actor,
+        )
+        await tasktypes.create_task_type(
+            uow,
+            spec=tasktypes.TaskTypeSpec(
+                workspace=WORKSPACE,
+                name="checksum",
+                fields=RevisionFields(
+                    description="sha256, lines and words of the input artifacts' files",
+                    parameters_schema={"type": "object"},
+                    result_schema={"type": "object", "required": ["files"]},
+                    implementation="builtin.checksum",
+                    timeout_seconds=60,
+                    max_attempts=2,
+                    cache_policy=CachePolicy.NONE,
+                ),
+            ),
+            actor=actor,
+        )
+        await uow.commit()
+    ids = []
+    for i, (name, text) in enumerate(DOCUMENTS.items()):
+        ids.append(
+            await _artifact(
+                units,
+                stores,
+                actor,
+                category="caption",
+                files={name: text.encode()},
+                data={"image": f"https://images.example/photo-{i:03d}.jpg"},
+            )
+        )
+    edition = await _artifact(
+        units,
+        stores,
+        actor,
+        category="caption",
+        files={"caption-000.fr.txt": b"un chat sur un tapis\n"},
+        data={"image": "https://images.example/photo-000.jpg", "language": "fr"},
+    )
+    async with units() as uow:
+        await artifacts.add_relation(
+            uow, source_id=edition, target_id=ids[0], type=RelationType.EXTENDS, actor=actor
+        )
+        await uow.commit()
+    ref = [_global("Artifact", i) for i in ids]
+    return await _create(
+        units,
+        actor,
+        batches.BatchSpec(
+            workspace=WORKSPACE,
+            title=ARTIFACTS_TITLE,
+            description="Seeded by `batchgraph demo`: jobs that read artifacts and make more.",
+            definition={
+                "recipe": {
+                    "nodes": [{"name": "sums", "taskType": "checksum", "inputs": "{{item.docs}}"}]
+                },
+                "inputs": [{"docs": ref[:2]}, {"docs": ref[2:]}],
+            },
+        ),
+    )
+
+
+async def relate_report(
+    units: Callable[[], UnitOfWork], stores: FileStores, *, actor: Actor, batch_id: int
+) -> int:
+    """A report that RELATES_TO the checksum batch's outputs: the top of the lineage."""
+    async with units() as uow:
+        outputs = await _outputs(uow, batch_id)
+    report = await _artifact(
+        units,
+        stores,
+        actor,
+        category="report",
+        files={"report.md": b"# Captions\n\nAll captions checked.\n"},
+        data={"title": "Caption check"},
+    )
+    async with units() as uow:
+        for target in outputs:
+            await artifacts.add_relation(
+                uow, source_id=report, target_id=target, type=RelationType.RELATES_TO, actor=actor
+            )
+        await uow.commit()
+    return report
+
+
+async def _outputs(uow: UnitOfWork, batch_id: int) -> list[int]:
+    jobs = await uow.jobs.page(JobFilter(batch_id=batch_id), after=None, first=100)
+    found = await uow.artifacts.outputs_of([j.id for j in jobs.items])
+    return sorted(i for ids in found for i in ids)
+
+
+def _global(kind: str, pk: int) -> str:
+    return base64.b64encode(f"{kind}:{pk}".encode()).decode()

@@ -21,6 +21,8 @@ from typing import Any
 from db.enums import JobStatus
 from db.repositories.moves import BulkChange, Moved, Selection
 from db.uow import UnitOfWork
+from domain.artifacts import outputs as artifact_outputs
+from domain.artifacts.outputs import Output
 from domain.errors import Violation
 from domain.jobs import moves, revisions
 from domain.jobs.moves import Expect, Move
@@ -60,6 +62,8 @@ class Outcome:
     # The implementation's own time, measured by the worker around the call (fleet) or
     # reported by it (pull workers); None: unknown (completed - started stands in).
     run_seconds: float | None = None
+    # Artifacts the run made (their bytes stored already): recorded with the completion.
+    outputs: tuple[Output, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,13 +211,14 @@ async def finish(uow: UnitOfWork, finishes: Sequence[Finish]) -> dict[int, JobSt
     states = await uow.moves.lock([f.job_id for f in finishes])
     by_id = {s.id: s for s in states}
     known = await revisions.revisions(uow, {s.task_type_revision_id for s in states})
+    refused = await _refused_outputs(uow, finishes)
     decided: list[Move] = []
     for f in finishes:
         state = by_id.get(f.job_id)
         if state is None:
             continue
         expect = Expect(frozenset({JobStatus.RUNNING}), attempt=f.attempt, worker=f.worker)
-        failure = f.outcome.failure
+        failure = f.outcome.failure or refused.get(f.job_id)
         if failure is None:
             problems = check_result(
                 known[state.task_type_revision_id].result_schema, f.outcome.result
@@ -258,12 +263,52 @@ async def finish(uow: UnitOfWork, finishes: Sequence[Finish]) -> dict[int, JobSt
                 )
             )
     applied = await moves.apply(uow, decided, states=states)
+    await _record_outputs(uow, finishes, applied.moved)
     await resend_retries(uow, [m for m in applied.moved if m.from_status is JobStatus.RUNNING])
     ended: dict[int, JobStatus | None] = {f.job_id: None for f in finishes}
     for m in applied.moved:
         if m.id in ended and m.from_status is JobStatus.RUNNING:
             ended[m.id] = m.to_status
     return ended
+
+
+async def _refused_outputs(uow: UnitOfWork, finishes: Sequence[Finish]) -> dict[int, TaskFailure]:
+    """Runs whose outputs cannot be recorded fail (OUTPUT_INVALID) instead of completing.
+    Costs nothing for runs without outputs."""
+    refused: dict[int, TaskFailure] = {}
+    with_outputs = [f for f in finishes if f.outcome.outputs and f.outcome.failure is None]
+    if not with_outputs:
+        return refused
+    jobs = await uow.jobs.get_many([f.job_id for f in with_outputs])
+    for f, job in zip(with_outputs, jobs, strict=True):
+        if job is None:
+            continue
+        found = await artifact_outputs.problems(uow, job.workspace_id, f.outcome.outputs)
+        if found:
+            refused[f.job_id] = TaskFailure("OUTPUT_INVALID", "; ".join(found[:5]), "DOMAIN")
+    return refused
+
+
+async def _record_outputs(
+    uow: UnitOfWork, finishes: Sequence[Finish], moved: Sequence[Moved]
+) -> None:
+    """The outputs of the runs that just COMPLETED, in the completing transaction."""
+    completed = {
+        m.id
+        for m in moved
+        if m.from_status is JobStatus.RUNNING and m.to_status is JobStatus.COMPLETED
+    }
+    recording = [f for f in finishes if f.outcome.outputs and f.job_id in completed]
+    if not recording:
+        return
+    jobs = await uow.jobs.get_many([f.job_id for f in recording])
+    workspaces = await uow.workspaces.get_many(sorted({j.workspace_id for j in jobs if j}))
+    by_id = {w.id: w for w in workspaces if w is not None}
+    for f, job in zip(recording, jobs, strict=True):
+        assert job is not None
+        await artifact_outputs.record(
+            uow, job_id=f.job_id, workspace=by_id[job.workspace_id], outputs=f.outcome.outputs
+        )
 
 
 async def resend_retries(uow: UnitOfWork, moved: Sequence[Moved]) -> None:

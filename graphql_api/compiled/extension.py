@@ -94,8 +94,11 @@ class CompiledReads(SchemaExtension):
                 raw_variables=ctx.variables,
                 scope=Scope(actor=context.actor, settings=context.settings),
             )
-        except Exception:  # a bug in the planner must never cost an answer
+        except Exception as exc:  # a bug in the planner must never cost an answer
             log.exception("query planning failed; the resolvers answer")
+            # Counted like a failed statement: the differential test sees planner bugs.
+            self.planner.stats["failed"]["(planning)"] += 1
+            self.planner.last_failure = f"planning: {exc!r}"
             return None
 
 

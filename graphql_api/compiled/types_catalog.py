@@ -308,14 +308,15 @@ def waiting_reason(row: Row) -> Expr:
     meta = w.c.dynamic_metadata.op("||")(w.c.static_metadata)
 
     def listed(key: str, value: Expr) -> Expr:
-        found = meta[key]
+        found = meta.op("->")(sqljson.const(key))
         return and_(func.jsonb_typeof(found) == sqljson.const("array"), found.op("?")(value))
 
     pull = and_(
         w.c.kind == sqljson.const(WorkerKind.EXTERNAL.value),
         k.c.enabled.is_not(False),
         case(
-            (func.jsonb_typeof(meta["tasks_allowlist"]) == sqljson.const("array"),
+            (func.jsonb_typeof(meta.op("->")(sqljson.const("tasks_allowlist")))
+             == sqljson.const("array"),
              listed("tasks_allowlist", t.c.name)),
             else_=not_(listed("tasks_denylist", t.c.name)),
         ),

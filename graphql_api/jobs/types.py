@@ -20,10 +20,12 @@ from graphql_api.tasktypes.types import TaskType, TaskTypeRevision
 from graphql_api.visibility import visible
 
 if TYPE_CHECKING:
+    from graphql_api.artifacts.types import Artifact
     from graphql_api.batches.types import Batch, Recipe
 
 BatchRef = Annotated["Batch", strawberry.lazy("graphql_api.batches.types")]
 RecipeRef = Annotated["Recipe", strawberry.lazy("graphql_api.batches.types")]
+ArtifactRef = Annotated["Artifact", strawberry.lazy("graphql_api.artifacts.types")]
 
 
 @strawberry.type(description="A length of time, as seconds and as ISO-8601 (PT4M0S).")
@@ -239,6 +241,30 @@ class Job(relay.Node):
         ids = await info.context.loaders.dependents.load(self.id)
         rows = await info.context.loaders.job.load_many(ids)
         return [Job.from_model(r) for r in rows if r is not None]
+
+    @strawberry.field(
+        description="The artifacts it reads (named by its batch's input item), the first"
+        " `first` (at most 100) by id."
+    )
+    async def inputs(self, info: Info, first: int = 20) -> list[ArtifactRef]:
+        from graphql_api.artifacts.types import Artifact, bounded
+
+        ids = await info.context.loaders.job_inputs.load(self.id)
+        wanted = ids[: bounded(first)]
+        found = await Artifact.resolve_nodes(info=info, node_ids=[str(i) for i in wanted])
+        return [a for a in found if a is not None]
+
+    @strawberry.field(
+        description="The artifacts it made (recorded when it completed), the first `first`"
+        " (at most 100) by id."
+    )
+    async def outputs(self, info: Info, first: int = 20) -> list[ArtifactRef]:
+        from graphql_api.artifacts.types import Artifact, bounded
+
+        ids = await info.context.loaders.job_outputs.load(self.id)
+        wanted = ids[: bounded(first)]
+        found = await Artifact.resolve_nodes(info=info, node_ids=[str(i) for i in wanted])
+        return [a for a in found if a is not None]
 
     @strawberry.field(description="The job's history, oldest first.")
     async def events(

@@ -14,8 +14,11 @@ from graphql_api.ids import node_ints
 from graphql_api.relay import Connection
 
 if TYPE_CHECKING:
+    from graphql_api.artifacts.types import ArtifactCategory, FileStore
     from graphql_api.tasktypes.types import TaskType, TaskTypeFilter
 
+FileStoreRef = Annotated["FileStore", strawberry.lazy("graphql_api.artifacts.types")]
+ArtifactCategoryRef = Annotated["ArtifactCategory", strawberry.lazy("graphql_api.artifacts.types")]
 TaskTypeRef = Annotated["TaskType", strawberry.lazy("graphql_api.tasktypes.types")]
 TaskTypeFilterRef = Annotated["TaskTypeFilter", strawberry.lazy("graphql_api.tasktypes.types")]
 
@@ -26,10 +29,38 @@ class Workspace(relay.Node):
     name: str
     public: bool = strawberry.field(description="Anonymous callers may read public workspaces.")
     created_at: datetime
+    artifact_expiry_seconds: int = strawberry.field(
+        description="Its artifacts expire this long after creation unless they say otherwise"
+        " (0: never)."
+    )
+    model: strawberry.Private[models.Workspace]
 
     @classmethod
     def from_model(cls, row: models.Workspace) -> Workspace:
-        return cls(id=row.id, name=row.name, public=row.public, created_at=row.created_at)
+        return cls(
+            id=row.id,
+            name=row.name,
+            public=row.public,
+            created_at=row.created_at,
+            artifact_expiry_seconds=row.artifact_expiry_seconds,
+            model=row,
+        )
+
+    @strawberry.field(description="Where its new artifact files are stored.")
+    async def file_store(self, info: Info) -> FileStoreRef:
+        from graphql_api.artifacts.types import FileStore
+
+        async with info.context.reads() as reads:
+            row = await reads.artifacts.store_of_workspace(self.id)
+        return FileStore.from_model(row)
+
+    @strawberry.field(description="The categories whose data schema it declares, by name.")
+    async def artifact_categories(self, info: Info) -> list[ArtifactCategoryRef]:
+        from graphql_api.artifacts.types import ArtifactCategory
+
+        async with info.context.reads() as reads:
+            rows = await reads.artifacts.categories(self.id)
+        return [ArtifactCategory.from_model(r) for r in rows[:100]]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

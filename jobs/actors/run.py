@@ -23,8 +23,9 @@ from collections.abc import Sequence
 from db.uow import UnitOfWork
 from domain.jobs import execution
 from domain.jobs.execution import Claimed, Claims, Finish, Outcome, TaskFailure
+from jobs import artifacts as job_artifacts
 from jobs import runtime
-from jobs.implementations import registry
+from jobs.implementations import Implementation, registry, wants_context
 
 log = logging.getLogger(__name__)
 CHECK_SECONDS = 1.0
@@ -139,12 +140,40 @@ async def _call(claimed: Claimed) -> Outcome:
                 "CONFIGURATION",
             )
         )
+    if not wants_context(implementation):
+        return await _run(claimed, implementation, (claimed.parameters,))
+    try:
+        context = await job_artifacts.prepare(claimed.job_id)
+    except Exception as exc:  # a store or the database is away: retried
+        log.warning("inputs of job %s could not be read", claimed.job_id, exc_info=True)
+        return Outcome(
+            failure=TaskFailure("INPUTS_UNAVAILABLE", repr(exc)[:1000], "INFRASTRUCTURE")
+        )
+    try:
+        outcome = await _run(claimed, implementation, (claimed.parameters, context))
+        if outcome.failure is not None:
+            return outcome
+        try:
+            stored = await job_artifacts.store_outputs(context)
+        except Exception as exc:
+            log.warning("outputs of job %s could not be stored", claimed.job_id, exc_info=True)
+            return Outcome(
+                failure=TaskFailure("OUTPUTS_UNSTORED", repr(exc)[:1000], "INFRASTRUCTURE")
+            )
+        return Outcome(result=outcome.result, outputs=stored, run_seconds=outcome.run_seconds)
+    finally:
+        await asyncio.to_thread(job_artifacts.cleanup, context)
+
+
+async def _run(
+    claimed: Claimed, implementation: Implementation, args: tuple[object, ...]
+) -> Outcome:
     started = time.perf_counter()
     try:
         if inspect.iscoroutinefunction(implementation):
-            call = implementation(claimed.parameters)
+            call = implementation(*args)
         else:
-            call = asyncio.to_thread(implementation, claimed.parameters)
+            call = asyncio.to_thread(implementation, *args)
         result = await asyncio.wait_for(call, claimed.timeout_seconds)
     except TaskFailure as failure:
         return Outcome(failure=failure)

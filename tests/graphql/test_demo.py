@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from db.session import Database
-from domain.demo.service import CATALOG_STEPS
+from domain.demo.service import ARTIFACTS_TITLE, CATALOG_STEPS
 from launcher.cli import main
 from tests.graphql.conftest import Api
 
@@ -47,7 +47,9 @@ async def test_demo_seeds_a_chain_to_explore_anonymously(
         id nodeMetrics { node completed failed runDuration { avg { iso } } }
         jobs(filter: {statuses: [FAILED]}) { edges { node { error { code category } } } }
         chain { title } } } } }""")  # anonymous: the demo workspace is public
-    first, second, *catalog = (e["node"] for e in data["batches"]["edges"])
+    first, second, *catalog = (
+        e["node"] for e in data["batches"]["edges"] if e["node"]["title"] != ARTIFACTS_TITLE
+    )
     assert first["isSuperseded"] is True
     assert first["counters"] == {
         "jobsTotal": 40,
@@ -101,6 +103,35 @@ async def test_demo_seeds_a_chain_to_explore_anonymously(
     run_p50 = {r["metric"]: r["percentChange"] for r in found["regressions"]}
     assert run_p50["RUN_DURATION_P50"] > 100  # 1 s → 2.5 s
     assert all(c["completed"] == 16 for c in (b["counters"] for b in catalog))
+    # Artifacts: captions, checksums made by fleet jobs from them, a report relating to
+    # those; the report's lineage is a real graph.
+    found = await api.data("""{ artifacts(filter: {workspace: "demo", category: "report"}) {
+        edges { node { isComplete lineage(depth: 5) { isTruncated
+          nodes { depth artifact { category createdBy { status } } }
+          edges { type } } } } } }""")
+    [report] = [e["node"] for e in found["artifacts"]["edges"]]
+    assert report["isComplete"] is True
+    lineage = report["lineage"]
+    categories = sorted((n["depth"], n["artifact"]["category"]) for n in lineage["nodes"])
+    assert categories == [
+        (0, "report"),
+        (1, "checksums"),
+        (1, "checksums"),
+        (2, "caption"),
+        (2, "caption"),
+        (2, "caption"),
+    ]
+    assert {
+        n["artifact"]["createdBy"]["status"]
+        for n in lineage["nodes"]
+        if n["artifact"]["category"] == "checksums"
+    } == {"COMPLETED"}
+    assert sorted(e["type"] for e in lineage["edges"]) == ["BUILT_USING"] * 3 + ["RELATES_TO"] * 2
+    edition = await api.data("""{ artifacts(filter: {workspace: "demo", category: "caption"})
+        { edges { node { relations { type } relatedFrom { type } } } } }""")
+    assert {"type": "EXTENDS"} in [
+        r for e in edition["artifacts"]["edges"] for r in e["node"]["relations"]
+    ]
 
     assert await asyncio.to_thread(main, ["demo"]) == 0  # a second run adds nothing
     assert "exists already" in capsys.readouterr().out

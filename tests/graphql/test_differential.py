@@ -36,8 +36,9 @@ from tests.graphql.differential import (
 GENERATED_SECONDS = 40.0
 # Root fields the planner leaves to their resolvers on purpose: domain validation, and
 # the chain comparison, whose changes and flags domain/metrics/rules.py decides (it
-# reads two statements, never the jobs).
-NOT_COMPILED = {"validateBatch", "validateParameters", "batchComparison"}
+# reads two statements, never the jobs). Artifacts are not compiled yet: their
+# resolvers batch with DataLoaders and lineage is one statement of its own.
+NOT_COMPILED = {"validateBatch", "validateParameters", "batchComparison", "artifact", "artifacts"}
 
 
 def planner() -> Planner:
@@ -85,6 +86,23 @@ async def test_every_query_of_the_test_suite(api: Api, resolver_api: Api, seeded
     }
     # Every root field the suite asks for was answered by the planner at least once.
     assert (roots & used) - set(compiled) == set(), dict(compiled)
+
+
+FIELDS_ADDED_LATER = [
+    # Fleet workers have no token: tokenId null on both paths.
+    "{ workers(first: 20) { edges { node { name kind tokenId isTokenEnabled isConnected } } } }",
+    # waitingReason over the seed's connected and gone workers, every status.
+    """{ batches(first: 10) { edges { node { title jobs(first: 30) { edges { node {
+         status waitingReason taskTypeRevision { requirements } } } } } } } }""",
+]
+
+
+async def test_fields_added_after_the_planner(api: Api, resolver_api: Api, seeded: Seed) -> None:
+    stats = planner().stats
+    before = Counter(stats["compiled"])
+    for query in FIELDS_ADDED_LATER:
+        await check(api, resolver_api, query, None, seeded)
+    assert {"workers", "batches"} <= set(Counter(stats["compiled"]) - before)
 
 
 async def test_the_readme_operations(api: Api, resolver_api: Api, seeded: Seed) -> None:

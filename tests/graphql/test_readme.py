@@ -25,6 +25,7 @@ from db.session import Database
 from jobs import implementations, runtime
 from launcher.cli import main
 from tests.factories import RecordingDispatcher, make_token, run_creation
+from tests.graphql.artifact_helpers import create, upload_all
 from tests.graphql.conftest import Api
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -112,6 +113,19 @@ async def test_readme_walkthrough_runs_as_written(
                 ... on WorkerRegistered { tokenId } } }"""
             )
             wanted["tokenId"] = registered["registerWorker"]["tokenId"]
+        if (
+            name == "Captions"
+        ):  # what `batchgraph artifact upload` does (tests/test_artifact_cli.py)
+            files = {"cat.txt": b"a cat on a mat\n", "dogs.txt": b"two dogs in the snow\n"}
+            uploaded = await create(
+                api,
+                admin,
+                files,
+                workspace="imaging",
+                category="caption",
+                data={"image": "https://img.example/1.png"},
+            )
+            await upload_all(api, admin, uploaded, files)
         if name == "DemoChain":
             broker.flush_all()  # the demo's worker must not pick up this test's messages
             assert await asyncio.to_thread(main, ["demo"]) == 0
@@ -132,6 +146,15 @@ async def test_readme_walkthrough_runs_as_written(
                 for e in results[name]["batches"]["edges"]
                 if e["node"]["title"] == "Catalog render"
             )
+        if name == "Captions":
+            variables["artifact"] = results[name]["artifacts"]["edges"][0]["node"]["id"]
+        if name == "ChecksumBatch":
+            variables["batch"] = results[name]["createBatch"]["batch"]["id"]
+            await run_creation(db, db_id(variables["batch"]))
+            await run_fleet(db, db_id(variables["batch"]))
+        if name == "ChecksumOutputs":
+            job = results[name]["batch"]["jobs"]["edges"][0]["node"]
+            variables["output"] = job["outputs"][0]["id"]
         if name == "CreateCaptionBatch":
             variables["batch"] = results[name]["createBatch"]["batch"]["id"]
             await run_creation(db, db_id(variables["batch"]))
@@ -206,6 +229,35 @@ async def test_readme_walkthrough_runs_as_written(
         "__typename": "TokenUpdated",
         "token": {"owner": "worker build1-example-org", "enabled": True},
     }
+
+    # Artifacts: uploaded, read by a batch's fleet job, which made an output; lineage.
+    assert results["CreateCaptionCategory"]["createArtifactCategory"]["category"]["name"] == (
+        "caption"
+    )
+    [caption] = [e["node"] for e in results["Captions"]["artifacts"]["edges"]]
+    assert (caption["isComplete"], caption["fileCount"]) == (True, 2)
+    job = results["ChecksumOutputs"]["batch"]["jobs"]["edges"][0]["node"]
+    assert job["status"] == "COMPLETED"
+    assert job["result"] == {"files": 2, "bytes": 36, "words": 10}
+    assert job["inputs"] == [{"id": variables["artifact"], "category": "caption"}]
+    [output] = job["outputs"]
+    assert (output["category"], output["isComplete"]) == ("checksums", True)
+    lineage = results["Lineage"]
+    assert lineage["output"]["relations"] == [
+        {"type": "BUILT_USING", "target": {"id": variables["artifact"], "category": "caption"}}
+    ]
+    assert [
+        (n["depth"], n["artifact"]["category"]) for n in lineage["output"]["lineage"]["nodes"]
+    ] == [(0, "checksums"), (1, "caption")]
+    assert lineage["output"]["lineage"]["edges"] == [
+        {"type": "BUILT_USING", "source": variables["output"], "target": variables["artifact"]}
+    ]
+    assert lineage["caption"]["relatedFrom"] == [
+        {"type": "BUILT_USING", "source": {"category": "checksums"}}
+    ]
+    demo_lineage = results["DemoLineage"]["artifacts"]["edges"][0]["node"]["lineage"]
+    assert len(demo_lineage["nodes"]) == 6
+    assert len(demo_lineage["edges"]) == 5
 
     demo_chain = [e["node"] for e in results["DemoChain"]["batches"]["edges"]]
     assert [b["isSuperseded"] for b in demo_chain] == [True, False, True, True, False]
