@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from graphql import ASTValidationRule, GraphQLError
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, OperationDefinitionNode
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from starlette.requests import Request
 from starlette.responses import Response
@@ -65,6 +65,12 @@ def _validate(execution_context: Any, limits: Limits) -> _Outcome:
     return errors
 
 
+def _operations(document: DocumentNode | None) -> int:
+    if document is None:
+        return 0
+    return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+
+
 class RequestPolicy(SchemaExtension):
     limits: Limits = Limits()
     _list_sizes: dict[str, int] | None = None
@@ -103,6 +109,16 @@ class RequestPolicy(SchemaExtension):
                 ApiError(
                     ErrorCode.BAD_REQUEST,
                     "Subscriptions are served over websockets (graphql-transport-ws) only",
+                )
+            ]
+        elif ctx._provided_operation_name is None and _operations(ctx.graphql_document) > 1:
+            # The spec's GetOperation: several operations and no name is a request error
+            # (strawberry would run the first, even a mutation). ``operation_name``
+            # answers the first operation's name when none was sent: hence the field.
+            ctx.pre_execution_errors = [
+                ApiError(
+                    ErrorCode.BAD_REQUEST,
+                    "The document holds several operations: name the one to run (operationName)",
                 )
             ]
         else:

@@ -26,7 +26,18 @@ from rich.text import Text
 
 from launcher.client import FAILED_JOBS, Client
 
-STATUSES = ("completed", "failed", "canceled", "running", "queued", "blocked")
+# "waiting": QUEUED and PENDING (held back by maxParallelJobs or dispatch) together.
+STATUSES = ("completed", "failed", "canceled", "running", "waiting", "blocked")
+COUNTERS = (
+    "completed",
+    "failed",
+    "canceled",
+    "running",
+    "queued",
+    "pending",
+    "blocked",
+    "jobsTotal",
+)
 STYLES = {"completed": "green", "failed": "red", "canceled": "yellow", "running": "cyan"}
 
 
@@ -62,8 +73,7 @@ class EtaColumn(ProgressColumn):
 
 def counts_line(counters: dict[str, int]) -> Text:
     line = Text(no_wrap=True, overflow="ellipsis", end="")
-    waiting = counters["queued"] + counters["pending"]
-    values = {**counters, "queued": waiting}
+    values = {**counters, "waiting": counters["queued"] + counters["pending"]}
     for i, status in enumerate(STATUSES):
         if i:
             line.append("  ")
@@ -90,7 +100,7 @@ async def watch(client: Client, batch_id: str, title: str, console: Console) -> 
     """Follow the batch live until every job is final; the last counters."""
     progress = _progress(console)
     task = progress.add_task(title, total=None)
-    last: dict[str, int] = dict.fromkeys((*STATUSES, "pending", "jobsTotal"), 0)
+    last: dict[str, int] = dict.fromkeys(COUNTERS, 0)
     with Live(Group(progress, counts_line(last)), console=console, auto_refresh=False) as live:
         async for update in client.progress(batch_id):
             last = update["counters"]

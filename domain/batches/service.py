@@ -671,6 +671,10 @@ async def cancel_batch(
     batch.last_modified_at = batch.canceled_at
     why = reason or f"batch canceled by {who.owner}"
     canceled = await jobs.cancel_in_batch(uow, batch_id=batch_id, reason=why)
+    if not canceled and batch.is_creation_done:
+        # Every job had finished: nothing was canceled, so the batch is not marked
+        # canceled (the caller's transaction is rolled back with this error).
+        raise InvalidTransitionError(f"Batch {batch_id} has finished: nothing to cancel")
     await uow.batches.flush()
     return batch, canceled
 

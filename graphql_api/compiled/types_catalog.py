@@ -12,6 +12,7 @@ from sqlalchemy import (
     case,
     cast,
     exists,
+    false,
     func,
     literal_column,
     not_,
@@ -309,7 +310,9 @@ def waiting_reason(row: Row) -> Expr:
 
     def listed(key: str, value: Expr) -> Expr:
         found = meta.op("->")(sqljson.const(key))
-        return and_(func.jsonb_typeof(found) == sqljson.const("array"), found.op("?")(value))
+        # A missing list is not listed (false, never NULL: NOT NULL would stay NULL).
+        is_list = func.coalesce(func.jsonb_typeof(found) == sqljson.const("array"), false())
+        return and_(is_list, found.op("?")(value))
 
     pull = and_(
         w.c.kind == sqljson.const(WorkerKind.EXTERNAL.value),

@@ -288,3 +288,23 @@ async def test_bad_cursor_next_to_dataloader_siblings(
         status, error = await refused(client, db, caplog, token=admin, json={"query": query})
         assert (status, error["extensions"]["code"]) == (400, "BAD_REQUEST")
         assert "cursor" in error["message"]
+
+
+async def test_several_operations_without_a_name_run_none(
+    client: httpx.AsyncClient, db: Database, caplog: pytest.LogCaptureFixture, admin: str
+) -> None:
+    """The spec's GetOperation: a request error, not the first operation (a mutation here)."""
+    document = (
+        'mutation M { createWorkspace(input: {name: "sneaky"}) { __typename } }'
+        " query B { viewer { role } }"
+    )
+    status, error = await refused(client, db, caplog, token=admin, json={"query": document})
+    assert (status, error["extensions"]["code"]) == (400, "BAD_REQUEST")
+    assert "operationName" in error["message"]
+    named = await client.post(
+        "/graphql",
+        json={"query": document, "operationName": "B"},
+        headers={"authorization": f"Bearer {admin}"},
+    )
+    assert named.status_code == 200
+    assert named.json()["data"]["viewer"]["role"] == "ADMIN"

@@ -640,3 +640,31 @@ async def test_malformed_ids_are_ids_that_do_not_exist(api: Api, db: Database, w
         'mutation { cancelJob(id: "not-an-id") { __typename } }', token=writer
     )
     assert canceled == {"cancelJob": {"__typename": "NotFound"}}
+
+
+async def test_a_finished_batch_cannot_be_canceled(api: Api, db: Database, writer: str) -> None:
+    """Nothing left to cancel: INVALID_TRANSITION, and the batch is not marked canceled."""
+    batch = await make_batch(
+        db, {"recipe": {"nodes": [{"name": "n", "taskType": "thumb"}]}, "inputs": [{}]}
+    )
+    async with UnitOfWork(db.write_session) as uow:
+        [job] = (await uow.session.scalars(select(Job).where(Job.batch_id == batch.id))).all()
+        for target in (JobStatus.RUNNING, JobStatus.COMPLETED):
+            await move_job(uow, job.id, target, Initiator.WORKER)
+        await uow.commit()
+    before = await row_counts(db)
+    found = await api.data(
+        """mutation($id: ID!) { cancelBatch(id: $id) { __typename ... on Error { code message }
+        } }""",
+        {"id": gid("Batch", batch.id)},
+        token=writer,
+    )
+    assert found["cancelBatch"]["code"] == "INVALID_TRANSITION"
+    assert "nothing to cancel" in found["cancelBatch"]["message"]
+    assert await row_counts(db) == before
+    after = await api.data(
+        "query($id: ID!) { batch(id: $id) { canceledAt } }",
+        {"id": gid("Batch", batch.id)},
+        token=writer,
+    )
+    assert after["batch"]["canceledAt"] is None

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from db.enums import JobStatus
 from db.models import Job
 from db.session import Database
+from domain.demo.service import ARTIFACTS_TITLE
 from jobs import implementations, runtime
 from launcher.cli import main
 from tests.factories import RecordingDispatcher, make_token, run_creation
@@ -260,7 +261,14 @@ async def test_readme_walkthrough_runs_as_written(
     assert len(demo_lineage["edges"]) == 5
 
     demo_chain = [e["node"] for e in results["DemoChain"]["batches"]["edges"]]
-    assert [b["isSuperseded"] for b in demo_chain] == [True, False, True, True, False]
+    assert [(b["title"] == ARTIFACTS_TITLE, b["isSuperseded"]) for b in demo_chain] == [
+        (False, True),
+        (False, False),
+        (False, True),
+        (False, True),
+        (False, False),
+        (True, False),  # the checksum batch over the demo's captions
+    ]
     assert demo_chain[1]["counters"]["completed"] == demo_chain[1]["counters"]["jobsTotal"] > 0
     # The catalog chain compared: one node regressed, one improved, as the README says.
     compared = results["CompareDemo"]["batchComparison"]
