@@ -164,11 +164,27 @@ def stop_worker(process: subprocess.Popen[bytes], *, timeout: float = 30.0) -> i
 # --- the running server's address, for the command line's client ---------------
 
 
-def record_server(home: Path, url: str) -> None:
-    """``serve`` notes where it listens, so commands run from anywhere find it."""
+def record_server(home: Path, url: str) -> bool:
+    """``serve`` notes where it listens, so commands run from anywhere find it.
+
+    A server already recorded and still running keeps its record (the command line
+    goes on talking to it; a second server on the same folder is reached by --url):
+    returns False then.
+    """
     home.mkdir(parents=True, exist_ok=True)
     path = home / SERVER_FILE
+    existing = running_server_url(home)
+    if existing is not None and existing != url:
+        log.warning(
+            "another server from %s is running at %s: the command line keeps using it"
+            " (use --url %s for this one)",
+            home,
+            existing,
+            url,
+        )
+        return False
     path.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    return True
 
 
 def forget_server(home: Path) -> None:

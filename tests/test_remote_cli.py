@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
@@ -14,6 +18,7 @@ from rich.cells import cell_len
 from db.enums import TokenRole
 from db.session import Database
 from launcher.cli import main
+from launcher.runtime import forget_server, record_server, running_server_url
 from tests.factories import make_batch, make_task_type, make_token
 
 
@@ -122,3 +127,22 @@ async def test_a_refused_token_is_one_line(
     err = capsys.readouterr().err
     assert "UNAUTHENTICATED" in err
     assert "bg_not-a-token" not in err
+
+
+def test_a_second_server_on_the_same_folder_keeps_the_first_ones_record(tmp_path: Path) -> None:
+    """The command line keeps talking to the server that is still running: a second one
+    (another port) neither replaces its record nor, when it stops, removes it."""
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / "server.json").write_text(
+            json.dumps({"url": "http://127.0.0.1:8000/graphql", "pid": first.pid})
+        )
+        assert record_server(tmp_path, "http://127.0.0.1:18442/graphql") is False
+        forget_server(tmp_path)  # the second server stops
+        assert running_server_url(tmp_path) == "http://127.0.0.1:8000/graphql"
+    finally:
+        first.kill()
+        first.wait()
+    # Once the first is gone, the next server records itself.
+    assert record_server(tmp_path, "http://127.0.0.1:18442/graphql") is True
+    assert running_server_url(tmp_path) == "http://127.0.0.1:18442/graphql"
