@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -35,10 +36,12 @@ KIND = """query Kind($id: ID!) { node(id: $id) { __typename } }"""
 CANCEL_BATCH = """mutation CancelBatch($id: ID!, $reason: String) {
   cancelBatch(id: $id, reason: $reason) { __typename
     ... on BatchCanceled { canceledJobs batch { id title } }
+    ... on ValidationFailed { violations { path message } }
     ... on Error { code message } } }"""
 CANCEL_JOB = """mutation CancelJob($id: ID!, $reason: String) {
   cancelJob(id: $id, reason: $reason) { __typename
     ... on JobUpdated { job { id node status } }
+    ... on ValidationFailed { violations { path message } }
     ... on Error { code message } } }"""
 RETRY_JOB = """mutation RetryJob($id: ID!) { retryJob(id: $id) { __typename
   ... on JobUpdated { job { id node status attempt } }
@@ -81,6 +84,11 @@ class Client:
 
     def call(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """The ``data`` of one request; ClientError for top-level errors."""
+        if urllib.parse.urlsplit(self.url).scheme not in ("http", "https"):
+            raise ClientError(
+                f"{self.url!r} is not a server URL: give one like http://127.0.0.1:8000/graphql"
+                " (--url or BATCHGRAPH_URL)"
+            )
         request = urllib.request.Request(
             self.url,
             data=json.dumps({"query": query, "variables": variables or {}}).encode(),

@@ -37,8 +37,11 @@ def _client(url: str | None, token: str | None) -> Client:
 
 
 def _refused(payload: dict[str, Any]) -> None:
+    """An error arm as a ClientError: its code and message, then each violation."""
     if "code" in payload:
-        raise ClientError(f"{payload['code']}: {payload.get('message', '')}")
+        lines = [f"{payload['code']}: {payload.get('message', '')}"]
+        lines += [f"  {v['path']}: {v['message']}" for v in payload.get("violations") or []]
+        raise ClientError("\n".join(lines))
 
 
 def submit(
@@ -58,9 +61,21 @@ def submit(
     api = _client(url, token)
     created = api.call(gql.CREATE, {"input": spec})["createBatch"]
     if created["__typename"] != "BatchCreated":
-        problems = (created.get("validation") or {}).get("errors") or [created]
-        for problem in problems:
-            console.error(json.dumps(problem))
+        problems = (created.get("validation") or {}).get("errors")
+        if not problems:
+            _refused(created)  # NotFound (the workspace) and the like
+            return 2
+        for p in problems:
+            where = ", ".join(
+                part
+                for part in (
+                    p.get("path"),
+                    f"node {p['node']}" if p.get("node") else None,
+                    f"item {p['inputIndex']}" if p.get("inputIndex") is not None else None,
+                )
+                if part
+            )
+            console.error(f"{p['name']}{f' ({where})' if where else ''}: {p['description']}")
         return 2
     batch = created["batch"]
     console.out.print(
@@ -183,6 +198,8 @@ def retry(
             f" {done['retriedJobs']} jobs retried"
         )
         return 0
+    if kind != "Job":
+        raise ClientError(f"NOT_FOUND: no batch or job {id!r} you may see")
     done = api.call(gql.RETRY_JOB, {"id": id})["retryJob"]
     _refused(done)
     job = done["job"]

@@ -98,6 +98,45 @@ async def test_batches_cancel_and_retry(
     assert "NOT_FOUND" in capsys.readouterr().err
     assert await run("retry", gid("Job", 999999)) == 2
     assert "NOT_FOUND" in capsys.readouterr().err
+    assert await run("retry", "nonsense") == 2
+    assert "no batch or job 'nonsense'" in capsys.readouterr().err
+    # A refused field is named with what is wrong with it.
+    assert await run("cancel", gid("Job", second), "--reason", "x" * 1001) == 2
+    err = capsys.readouterr().err
+    assert "VALIDATION_FAILED" in err
+    assert "$.reason" in err
+
+
+async def test_submit_to_a_workspace_that_does_not_exist_is_one_line(
+    cli_env: str, db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "b.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "title": "t",
+                "workspace": "nowhere",
+                "definition": {
+                    "recipe": {"nodes": [{"name": "n", "taskType": "t"}]},
+                    "inputs": [{}],
+                },
+            }
+        )
+    )
+    assert await run("submit", str(spec)) == 2
+    err = capsys.readouterr().err
+    assert "NOT_FOUND" in err
+    assert "{" not in err  # not the raw payload
+
+
+async def test_a_url_that_is_not_one_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BATCHGRAPH_URL", "notaurl")
+    assert await run("batches") == 2
+    err = capsys.readouterr().err
+    assert "'notaurl' is not a server URL" in err
+    assert "Traceback" not in err
 
 
 async def test_workers_lists_registered_workers(

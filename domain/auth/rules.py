@@ -52,7 +52,8 @@ def require_role(actor: Actor | None, *roles: TokenRole) -> Actor:
     if found.role is TokenRole.ADMIN or found.role in roles:
         return found
     wanted = " or ".join(sorted({TokenRole.ADMIN, *roles}))
-    raise ForbiddenError(f"This operation needs a {wanted} token; yours is {found.role}")
+    article = "an" if str(wanted)[:1] in "AEIOU" else "a"
+    raise ForbiddenError(f"This operation needs {article} {wanted} token; yours is {found.role}")
 
 
 def require_admin(actor: Actor | None) -> Actor:
