@@ -15,6 +15,11 @@ from typing import Any
 import orjson
 
 
+def json_text(value: Any) -> str:
+    """One value as JSON text (see json_texts)."""
+    return json_texts([value])[0]
+
+
 def json_texts(values: Iterable[Any]) -> list[str]:
     """Each value as JSON text, in order."""
     values = list(values)

@@ -10,7 +10,6 @@ locks its callers took (``lock``) or takes them itself (``move_selected``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -19,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.enums import JobStatus
-from db.jsontext import json_texts
+from db.jsontext import json_text
 
 FINAL_SQL = "('COMPLETED', 'FAILED', 'CANCELED')"
 _COUNT_COLUMNS = ("pending", "blocked", "queued", "running", "completed", "failed", "canceled")
@@ -266,7 +265,7 @@ class MoveRepository:
             "by_dependency": [c.by_dependency for c in ordered],
             "set_result": [c.set_result for c in ordered],
             "result": [
-                json.dumps(c.result) if c.set_result and c.result is not None else None
+                json_text(c.result) if c.set_result and c.result is not None else None
                 for c in ordered
             ],
             "set_error": [c.set_error for c in ordered],
@@ -361,24 +360,27 @@ _JOBS = text(
                        CAST(:templated AS bool[]), CAST(:queue_now AS bool[]))
     AS n(name, revision_id, max_attempts, deps, ord, templated, queue_now)
 ),
-p AS (
-  SELECT * FROM unnest(CAST(:p_position AS int[]), CAST(:p_node AS text[]),
-                       CAST(:p_parameters AS text[])) AS p(position, node, parameters)
-),
-ai AS (
-  SELECT * FROM unnest(CAST(:i_position AS int[]), CAST(:i_node AS text[]),
-                       CAST(:i_artifact AS bigint[])) AS ai(position, node, artifact_id)
+-- Rendered parameters and input artifacts by "position:node": lookups, not joins (the
+-- planner, which knows nothing of this chunk's rows, would loop over a joined list).
+maps AS (
+  SELECT CAST(:p_map AS jsonb) AS params, CAST(:i_map AS jsonb) AS inputs
 ),
 src AS (
   SELECT r.id AS recipe_id, r.position, n.name, n.revision_id, n.max_attempts, n.ord,
          n.queue_now,
-         CASE WHEN n.templated THEN CAST(p.parameters AS jsonb) ELSE r.item END AS parameters,
+         CASE WHEN n.templated THEN maps.params -> (r.position || ':' || n.name)
+              ELSE r.item END AS parameters,
          EXISTS (SELECT 1 FROM unnest(string_to_array(n.deps, ',')) AS dep
                  WHERE dep <> '' AND (bi.nodes IS NULL OR dep = ANY(bi.nodes))) AS waits
   FROM recipe r
-  JOIN batch_item bi ON bi.batch_id = r.batch_id AND bi.position = r.position
+  -- One primary-key probe per recipe (LIMIT keeps the planner from flattening it into a
+  -- join that scans the whole batch's items for each recipe when its estimates are off).
+  CROSS JOIN LATERAL (
+    SELECT i.nodes FROM batch_item i
+    WHERE i.batch_id = r.batch_id AND i.position = r.position LIMIT 1
+  ) bi
   CROSS JOIN n
-  LEFT JOIN p ON n.templated AND p.position = r.position AND p.node = n.name
+  CROSS JOIN maps
   WHERE r.batch_id = :batch AND r.position >= :start AND r.position < :stop
     AND (bi.nodes IS NULL OR n.name = ANY(bi.nodes))
 ),
@@ -396,10 +398,14 @@ ins AS (
 ),
 inp AS (
   INSERT INTO job_input (job_id, artifact_id)
-  SELECT ins.id, ai.artifact_id
-  FROM ins JOIN recipe r ON r.id = ins.recipe_id
-  JOIN ai ON ai.position = r.position AND ai.node = ins.node
-  WHERE EXISTS (SELECT 1 FROM artifact a WHERE a.id = ai.artifact_id)
+  SELECT ins.id, a.id
+  FROM maps
+  CROSS JOIN ins
+  JOIN recipe r ON r.id = ins.recipe_id
+  CROSS JOIN LATERAL jsonb_array_elements_text(maps.inputs -> (r.position || ':' || ins.node))
+    AS x(artifact_id)
+  JOIN artifact a ON a.id = CAST(x.artifact_id AS bigint)
+  WHERE maps.inputs <> '{}'::jsonb
   ON CONFLICT DO NOTHING
 ),
 ev AS (
@@ -434,6 +440,14 @@ JOIN job d ON d.recipe_id = r.id AND d.node = e.dep
 WHERE r.batch_id = :batch AND r.position >= :start AND r.position < :stop
 ON CONFLICT DO NOTHING"""
 )
+
+
+def _by_key(inputs: Sequence[tuple[int, str, int]]) -> dict[str, list[int]]:
+    """Input artifacts by "position:node", as the creation statement looks them up."""
+    found: dict[str, list[int]] = {}
+    for position, node, artifact in inputs:
+        found.setdefault(f"{position}:{node}", []).append(artifact)
+    return found
 
 
 class CreationRepository:
@@ -490,12 +504,8 @@ class CreationRepository:
                     "ord": list(range(len(nodes))),
                     "templated": [n.templated for n in nodes],
                     "queue_now": [n.queue_now for n in nodes],
-                    "p_position": [r[0] for r in rendered],
-                    "p_node": [r[1] for r in rendered],
-                    "p_parameters": json_texts(r[2] for r in rendered),
-                    "i_position": [i[0] for i in inputs],
-                    "i_node": [i[1] for i in inputs],
-                    "i_artifact": [i[2] for i in inputs],
+                    "p_map": json_text({f"{p}:{n}": value for p, n, value in rendered}),
+                    "i_map": json_text(_by_key(inputs)),
                     "dispatched": dispatched,
                 },
             )
