@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from db.enums import RerunMode
-from domain import jsonpath
+from domain import jsonschemas
 
 MAX_INPUTS = 100_000
 MAX_NODES = 50
@@ -60,7 +58,7 @@ DEFINITION_SCHEMA: dict[str, Any] = {
         "inputs": {"type": "array", "items": {"type": "object"}},
     },
 }
-_DEFINITION_VALIDATOR = Draft202012Validator(DEFINITION_SCHEMA)
+_DEFINITION = jsonschemas.compile_schema(DEFINITION_SCHEMA)
 
 
 class IssueName(StrEnum):
@@ -174,15 +172,10 @@ def parse_definition(document: JSON) -> Definition:
             )
         )
         return found
-    errors = sorted(_DEFINITION_VALIDATOR.iter_errors(document), key=lambda e: list(e.path))
-    if errors:
+    violations = _DEFINITION.violations(document)
+    if violations:
         found.issues += [
-            Issue(
-                IssueName.INVALID_BATCH_DEFINITION,
-                e.message,
-                jsonpath.join("$", e.absolute_path),
-            )
-            for e in errors[:50]
+            Issue(IssueName.INVALID_BATCH_DEFINITION, v.message, v.path) for v in violations
         ]
         return found
     recipe = document.get("recipe")

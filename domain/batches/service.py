@@ -3,13 +3,11 @@ cancel, re-process a chain."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
-
-from jsonschema import FormatChecker
-from jsonschema.validators import validator_for
 
 from db.enums import CachePolicy, JobStatus, RerunMode
 from db.models import Batch, BatchNode, TaskType
@@ -19,7 +17,7 @@ from db.repositories.moves import NodePlan
 from db.repositories.task_type import TaskTypeRepository
 from db.repositories.workspace import WorkspaceRepository
 from db.uow import UnitOfWork
-from domain import jsonpath
+from domain import jsonschemas
 from domain.auth.rules import Actor, require_writer
 from domain.batches import rules
 from domain.batches.rules import (
@@ -191,7 +189,7 @@ async def _validate_new(
         for i, item in enumerate(definition.inputs)
     ]
     found.estimated_recipes = len(found.plan)
-    _check_parameters(found)
+    await asyncio.to_thread(_check_parameters, found)
 
 
 async def _validate_reprocessing(
@@ -282,7 +280,7 @@ async def _validate_reprocessing(
             ordered = tuple(n.name for n in found.nodes if n.name in run)
             found.plan.append(PlannedRecipe(position, recipe.item, ordered, recipe.id))
             position += 1
-    _check_parameters(found)
+    await asyncio.to_thread(_check_parameters, found)
 
 
 async def _pin(
@@ -339,11 +337,12 @@ def _check_parameters(found: Validation) -> None:
     """Each input item's parameters, per node, against the pinned revision's schema.
 
     Validators are built once per node; reporting stops after MAX_PARAMETER_ISSUES.
+    Callers run it in a thread: up to 100,000 items is CPU work that must not stall
+    the event loop (RE2 releases the GIL while it matches).
     """
     by_name = {n.name: n for n in found.nodes}
     validators = {
-        name: validator_for(schema)(schema, format_checker=FormatChecker())
-        for name, schema in found.parameter_schemas.items()
+        name: jsonschemas.compile_schema(schema) for name, schema in found.parameter_schemas.items()
     }
     issues: list[Issue] = []
     more = 0
@@ -354,10 +353,7 @@ def _check_parameters(found: Validation) -> None:
             if not isinstance(params, dict):
                 problems.append(("parameters must be a JSON object", "$"))
             else:
-                problems += [
-                    (e.message, jsonpath.join("$", e.absolute_path))
-                    for e in validators[name].iter_errors(params)
-                ]
+                problems += [(v.message, v.path) for v in validators[name].violations(params)]
             for message, path in problems:
                 if len(issues) < MAX_PARAMETER_ISSUES:
                     issues.append(Issue(IssueName.PARAMETERS_INVALID, message, path, name, index))
