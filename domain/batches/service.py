@@ -41,6 +41,7 @@ from domain.errors import (
 from domain.jobs import moves, revisions
 from domain.jobs import service as jobs
 from domain.jobs.rules import check_reason
+from domain.text import check_text
 from domain.workspaces.service import can_read, get_readable
 
 CREATE_CHUNK = "batches.create_chunk"
@@ -154,10 +155,11 @@ async def validate_batch(
 def _configuration_issues(spec: BatchSpec) -> list[Issue]:
     bad = IssueName.INVALID_BATCH_CONFIGURATION
     issues = []
-    if not spec.title.strip() or len(spec.title) > MAX_TITLE:
-        issues.append(Issue(bad, f"title must be 1–{MAX_TITLE} characters", "$.title"))
-    if len(spec.description) > MAX_DESCRIPTION:
-        issues.append(Issue(bad, f"at most {MAX_DESCRIPTION} characters", "$.description"))
+    issues += [
+        Issue(bad, v.message, v.path)
+        for v in check_text(spec.title, "$.title", max_length=MAX_TITLE, required=True)
+        + check_text(spec.description, "$.description", max_length=MAX_DESCRIPTION, multiline=True)
+    ]
     if not -1000 <= spec.priority <= 1000:
         issues.append(Issue(bad, "priority must be between -1000 and 1000", "$.priority"))
     if spec.max_parallel_jobs is not None and spec.max_parallel_jobs < 1:

@@ -12,6 +12,7 @@ from typing import Any
 from db.enums import CachePolicy
 from domain import jsonpath, jsonschemas
 from domain.errors import Violation
+from domain.text import check_text
 
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
 # ``external`` (pull workers) or a dotted implementation name such as ``builtin.echo``.
@@ -77,10 +78,9 @@ def check_revision_fields(fields: RevisionFields) -> list[Violation]:
     if nulls:
         return nulls
     violations: list[Violation] = []
-    if len(fields.description) > MAX_DESCRIPTION_LENGTH:
-        violations.append(
-            Violation("$.description", f"must be at most {MAX_DESCRIPTION_LENGTH} characters")
-        )
+    violations += check_text(
+        fields.description, "$.description", max_length=MAX_DESCRIPTION_LENGTH, multiline=True
+    )
     violations += check_json_schema(fields.parameters_schema, "$.parametersSchema")
     violations += check_json_schema(fields.result_schema, "$.resultSchema")
     if not IMPLEMENTATION_PATTERN.match(fields.implementation):
