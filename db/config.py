@@ -113,14 +113,19 @@ class Settings(BaseSettings):
     max_subscriptions_per_connection: int = Field(
         default=100, ge=1, description="open operations on one websocket connection"
     )
+    max_anonymous_input_values: int = Field(
+        default=10_000,
+        ge=0,
+        description="JSON values in the variables of one operation without a token",
+    )
     rate_limit_enabled: bool = Field(
         default=True, description="false switches the per-token points budget off"
     )
     rate_limit_points: int = Field(
         default=10_000,
         ge=1,
-        description="points per minute per token (per client address when anonymous); a"
-        " request costs max(1, ceil(cost / 100)); per process",
+        description="points per minute per token (per client address when anonymous); an"
+        " operation costs max(1, ceil(cost / 100)) + input values // 200; per process",
     )
     db_pool_size: int = Field(default=10, ge=1, description="database connections per process")
     db_max_overflow: int = Field(

@@ -356,3 +356,24 @@ def operation_cost(
         list_sizes=list_sizes,
     )
     return max(1, min(coster.selection_set(operation.selection_set, root).fixed, SATURATION))
+
+
+def input_values(variables: Mapping[str, object] | None) -> int:
+    """How many JSON values the operation's variables hold: every scalar, array and
+    object counts 1, at any depth (an item ``{"url": …, "width": …}`` counts 3).
+
+    The work of validateBatch, createBatch and the other mutations that take large
+    documents grows with this, not with the answer; literals in the document are
+    bounded by the token limit instead. Iterative: depth is bounded elsewhere, but
+    the count should not depend on it.
+    """
+    count = 0
+    stack: list[object] = list((variables or {}).values())
+    while stack:
+        value = stack.pop()
+        count += 1
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return count

@@ -8,9 +8,10 @@ Every operation, over HTTP or a websocket, passes the same gates in order:
    measured in one memoized pass *before* validation, so no document can make
    validation expensive; then validation, cached per document text;
 3. cost (graphql_api.cost), from the document and the variables, before
-   execution: over ``max_cost`` it is refused; otherwise its points are taken
-   from the caller's budget (graphql_api.ratelimit), or it is refused with
-   RATE_LIMITED;
+   execution: over ``max_cost`` it is refused, and so is an anonymous operation
+   whose variables hold more than ``max_anonymous_input_values`` JSON values;
+   otherwise its points (the answer's size and the input's) are taken from the
+   caller's budget (graphql_api.ratelimit), or it is refused with RATE_LIMITED;
 4. every error of the result is put in its client form (coded; unexpected ones
    masked and logged).
 
@@ -33,7 +34,7 @@ from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
 from domain.errors import ErrorCode
-from graphql_api.cost import LIST_SIZES, introspection_sizes, operation_cost
+from graphql_api.cost import LIST_SIZES, input_values, introspection_sizes, operation_cost
 from graphql_api.errors import ApiError, present
 from graphql_api.ratelimit import Spent, identity, points
 from graphql_api.settings import Limits
@@ -77,6 +78,7 @@ class RequestPolicy(SchemaExtension):
 
     def __init__(self) -> None:
         self.cost: int | None = None
+        self.input_values = 0
         self.spent: Spent | None = None
 
     async def on_operation(self) -> AsyncIterator[None]:
@@ -136,7 +138,17 @@ class RequestPolicy(SchemaExtension):
             default_page_size=self.limits.default_page_size,
             list_sizes=self._sizes(),
         )
+        self.input_values = input_values(ctx.variables)
         context: Any = ctx.context
+        anonymous_cap = self.limits.max_anonymous_input_values
+        if context is not None and context.actor is None and self.input_values > anonymous_cap:
+            await self._spend(1)
+            raise ApiError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"This operation's variables hold {self.input_values} JSON values; at most"
+                f" {anonymous_cap} without a token",
+                inputValues={"requested": self.input_values, "maximum": anonymous_cap},
+            )
         earlier = 0
         if context is not None and isinstance(context.request, Request):
             # The operations of one batched HTTP request share one maximum.
@@ -151,13 +163,14 @@ class RequestPolicy(SchemaExtension):
                 f" {self.limits.max_cost} per request (ask for smaller pages)",
                 cost={"requested": earlier + self.cost, "maximum": self.limits.max_cost},
             )
-        spent = await self._spend(points(self.cost))
+        price = points(self.cost, self.input_values)
+        spent = await self._spend(price)
         if spent is not None and not spent.allowed:
             raise ApiError(
                 ErrorCode.RATE_LIMITED,
                 f"The budget of {spent.limit} points per minute is spent; this operation"
-                f" costs {points(self.cost)}. Retry in {spent.reset_seconds} s",
-                cost={"requested": self.cost, "points": points(self.cost)},
+                f" costs {price}. Retry in {spent.reset_seconds} s",
+                cost={"requested": self.cost, "inputValues": self.input_values, "points": price},
                 retryAfter=spent.reset_seconds,
             )
         yield
@@ -175,9 +188,13 @@ class RequestPolicy(SchemaExtension):
         """``extensions.cost`` of every answered operation."""
         if self.cost is None:
             return {}
-        found: dict[str, Any] = {"requested": self.cost, "maximum": self.limits.max_cost}
+        found: dict[str, Any] = {
+            "requested": self.cost,
+            "maximum": self.limits.max_cost,
+            "inputValues": self.input_values,
+        }
         if self.spent is not None and self.spent.limit:
-            found["points"] = points(self.cost)
+            found["points"] = points(self.cost, self.input_values)
             found["pointsRemaining"] = self.spent.remaining
         return {"cost": found}
 

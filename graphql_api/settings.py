@@ -41,6 +41,9 @@ class Limits:
     max_json_depth: int = 64
     # Open operations on one graphql-transport-ws connection.
     max_subscriptions_per_connection: int = 100
+    # JSON values in one operation's variables when it comes without a token (a
+    # public workspace's validateBatch needs no writer, and its work grows with them).
+    max_anonymous_input_values: int = 10_000
 
     @classmethod
     def of(cls, found: Settings) -> Limits:
@@ -56,6 +59,7 @@ class Limits:
             max_fragment_spreads=found.max_fragment_spreads,
             max_json_depth=found.max_json_depth,
             max_subscriptions_per_connection=found.max_subscriptions_per_connection,
+            max_anonymous_input_values=found.max_anonymous_input_values,
         )
 
     @classmethod
@@ -77,8 +81,8 @@ class ApiSettings:
     # deployment with pull workers only still has its maintenance.
     periodic: bool = True
     requeue_after_seconds: float = 60.0
-    # Points per minute per token (per client address when anonymous); a request
-    # costs max(1, ceil(cost / 100)) points. Per process.
+    # Points per minute per token (per client address when anonymous); an operation
+    # costs max(1, ceil(cost / 100)) + input values // 200 points. Per process.
     rate_limit_enabled: bool = True
     rate_limit_points: int = 10_000
     # Database pool of this process, and how long a request waits for a connection

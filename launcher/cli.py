@@ -324,7 +324,8 @@ def token_create(
         )
     print(created.secret, flush=True)
     console.err.print(
-        f"token {created.token.id} for {created.token.owner!r} ({created.token.role});"
+        f"token {created.token.id} for {console.shown(repr(created.token.owner), markup=False)}"
+        f" ({created.token.role});"
         " the secret above is shown only once",
         markup=False,
     )

@@ -14,13 +14,13 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
-from rich.markup import escape
 from rich.table import Table
 
 from db.config import load_settings
 from launcher import client as gql
 from launcher import console
 from launcher.client import Client, ClientError
+from launcher.console import shown
 
 Url = Annotated[
     str | None,
@@ -79,8 +79,8 @@ def submit(
         return 2
     batch = created["batch"]
     console.out.print(
-        f"batch {batch['id']} {escape(repr(batch['title']))}:"
-        f" {created['validation']['plannedJobs']} jobs"
+        f"batch {shown(batch['id'])} {shown(repr(batch['title']))}:"
+        f" {shown(created['validation']['plannedJobs'])} jobs"
     )
     if not watch:
         return 0
@@ -142,8 +142,8 @@ def batches(
         c = node["counters"]
         done = c["completed"] + c["failed"] + c["canceled"]
         table.add_row(
-            node["id"],
-            escape(f"{node['workspace']['name']}/{node['title']}"),
+            shown(node["id"]),
+            shown(f"{node['workspace']['name']}/{node['title']}"),
             _status(node),
             f"{done}/{c['jobsTotal']}",
             str(c["failed"]),
@@ -166,14 +166,16 @@ def cancel(
         done = api.call(gql.CANCEL_BATCH, {"id": id, "reason": reason})["cancelBatch"]
         _refused(done)
         console.out.print(
-            f"batch {done['batch']['id']} {escape(repr(done['batch']['title']))}:"
-            f" {done['canceledJobs']} jobs canceled"
+            f"batch {shown(done['batch']['id'])} {shown(repr(done['batch']['title']))}:"
+            f" {shown(done['canceledJobs'])} jobs canceled"
         )
     elif kind == "Job":
         done = api.call(gql.CANCEL_JOB, {"id": id, "reason": reason})["cancelJob"]
         _refused(done)
         job = done["job"]
-        console.out.print(f"job {job['id']} ({escape(job['node'])}) is {job['status']}")
+        console.out.print(
+            f"job {shown(job['id'])} ({shown(job['node'])}) is {shown(job['status'])}"
+        )
     else:
         raise ClientError(f"NOT_FOUND: no batch or job {id!r} you may see")
     return 0
@@ -194,8 +196,8 @@ def retry(
         done = api.call(gql.RETRY_BATCH, {"id": id, "canceled": include_canceled})["retryBatch"]
         _refused(done)
         console.out.print(
-            f"batch {done['batch']['id']} {escape(repr(done['batch']['title']))}:"
-            f" {done['retriedJobs']} jobs retried"
+            f"batch {shown(done['batch']['id'])} {shown(repr(done['batch']['title']))}:"
+            f" {shown(done['retriedJobs'])} jobs retried"
         )
         return 0
     if kind != "Job":
@@ -204,7 +206,8 @@ def retry(
     _refused(done)
     job = done["job"]
     console.out.print(
-        f"job {job['id']} ({escape(job['node'])}) is {job['status']}, attempt {job['attempt']}"
+        f"job {shown(job['id'])} ({shown(job['node'])}) is {shown(job['status'])},"
+        f" attempt {shown(job['attempt'])}"
     )
     return 0
 
@@ -237,9 +240,9 @@ def workers(
         token_state = {True: "enabled", False: "[red]disabled[/]", None: "-"}[w["isTokenEnabled"]]
         seen = w["lastSeenAt"]
         table.add_row(
-            escape(w["name"]),
-            w["kind"].lower(),
-            escape(w["host"]),
+            shown(w["name"]),
+            shown(w["kind"]).lower(),
+            shown(w["host"]),
             "[green]yes[/]" if w["isConnected"] else "no",
             token_state,
             f"{w['jobs']['totalCount']}/{w['concurrency']}",

@@ -25,6 +25,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from launcher.client import FAILED_JOBS, Client
+from launcher.console import shown
 
 # "waiting": QUEUED and PENDING (held back by maxParallelJobs or dispatch) together.
 STATUSES = ("completed", "failed", "canceled", "running", "waiting", "blocked")
@@ -99,7 +100,7 @@ def _progress(console: Console) -> Progress:
 async def watch(client: Client, batch_id: str, title: str, console: Console) -> dict[str, int]:
     """Follow the batch live until every job is final; the last counters."""
     progress = _progress(console)
-    task = progress.add_task(title, total=None)
+    task = progress.add_task(shown(title), total=None)
     last: dict[str, int] = dict.fromkeys(COUNTERS, 0)
     with Live(Group(progress, counts_line(last)), console=console, auto_refresh=False) as live:
         async for update in client.progress(batch_id):
@@ -130,11 +131,11 @@ def failed_jobs_table(client: Client, batch_id: str, *, limit: int = 20) -> Tabl
         job = edge["node"]
         error = job["error"] or {}
         table.add_row(
-            job["id"],
-            job["node"],
-            str(job["attempt"]),
-            error.get("code", ""),
-            error.get("message", ""),
+            shown(job["id"]),
+            shown(job["node"]),
+            shown(job["attempt"]),
+            shown(error.get("code", "")),
+            shown(error.get("message", ""), multiline=True),
         )
     if jobs["totalCount"] > limit:
         table.caption = f"the first {limit} of {jobs['totalCount']}"
@@ -148,7 +149,7 @@ def run_watch(client: Client, batch_id: str, title: str, console: Console) -> di
     done = last["completed"] + last["failed"] + last["canceled"]
     console.print(
         Text(
-            f"{title}: {last['jobsTotal']:,} jobs in {elapsed:.1f} s"
+            f"{shown(title, markup=False)}: {last['jobsTotal']:,} jobs in {elapsed:.1f} s"
             f" ({done / elapsed if elapsed else 0:,.1f} jobs/s)",
             no_wrap=True,
             overflow="ellipsis",

@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from rich.cells import cell_len
 
-from db.enums import TokenRole
+from db.enums import JobStatus, TokenRole
 from db.session import Database
 from launcher.cli import main
 from launcher.runtime import forget_server, record_server, running_server_url
@@ -185,3 +186,75 @@ def test_a_second_server_on_the_same_folder_keeps_the_first_ones_record(tmp_path
     # Once the first is gone, the next server records itself.
     assert record_server(tmp_path, "http://127.0.0.1:18442/graphql") is True
     assert running_server_url(tmp_path) == "http://127.0.0.1:18442/graphql"
+
+
+# --- server text never reaches the terminal raw (attacker review) -----------------
+
+HOSTILE = "evil\u001b]0;PWNED\u0007\u001b[2J\u202egnp.exe"
+RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+async def test_control_characters_from_the_server_are_shown_escaped(
+    cli_env: str, db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stored before the server refused them (or sent by a server that does not):
+    the worker's host, a batch's title, a failed job's code and message."""
+    from sqlalchemy import select, text
+
+    from db.models import Job
+    from db.uow import UnitOfWork
+    from domain.jobs.rules import Initiator
+    from launcher.client import Client
+    from launcher.console import out
+    from launcher.watch import failed_jobs_table
+    from tests.factories import move_job
+
+    url = os.environ["BATCHGRAPH_URL"]
+    await asyncio.to_thread(
+        Client(url, None).call,
+        'mutation { registerWorker(input: {host: "cli.example"}) { __typename } }',
+    )
+    await make_task_type(db, "scan")
+    batch = await make_batch(
+        db, {"recipe": {"nodes": [{"name": "n", "taskType": "scan"}]}, "inputs": [{}]}
+    )
+    async with db.read_session() as s:
+        job_id = (await s.scalars(select(Job.id).where(Job.batch_id == batch.id))).one()
+    async with UnitOfWork(db.write_session) as uow:
+        await move_job(uow, job_id, JobStatus.RUNNING, Initiator.WORKER)
+        await move_job(
+            uow,
+            job_id,
+            JobStatus.FAILED,
+            Initiator.WORKER,
+            error=(HOSTILE[:60], f"first line\n{HOSTILE}", "DOMAIN"),
+        )
+        await uow.commit()
+    async with db.engine.begin() as conn:
+        await conn.execute(text("UPDATE worker SET host = :h"), {"h": HOSTILE})
+        await conn.execute(text("UPDATE batch SET title = :t"), {"t": HOSTILE})
+    capsys.readouterr()
+
+    assert await run("workers", "--all") == 0
+    assert await run("batches") == 0
+    table = await asyncio.to_thread(failed_jobs_table, Client(url, cli_env), gid("Batch", batch.id))
+    assert table is not None
+    out.print(table)
+    assert await run("cancel", gid("Batch", batch.id)) == 0
+    shown = capsys.readouterr().out
+    assert RAW.search(shown) is None, repr(RAW.search(shown))
+    assert "evil\\x1b]0;PWNED\\x07" in shown  # visible, so the admin sees what was sent
+    assert "\\u202e" in shown
+    assert "first" in shown  # the message keeps its line feed (folded in a narrow table)
+    assert "cli-example        external   evil\\x1b]" in shown  # the host, cut, not raw
+
+
+def test_shown_escapes_controls_bidi_and_markup() -> None:
+    from launcher.console import shown
+
+    assert shown("a\x1b[2Jb\x07\u202e[bold]x[/]") == "a\\x1b[2Jb\\x07\\u202e\\[bold]x\\[/]"
+    assert shown("a\x1b[2J", markup=False) == "a\\x1b[2J"
+    assert shown("one\ntwo\tthree") == "one\\x0atwo\\x09three"
+    assert shown("one\ntwo\tthree\r", multiline=True) == "one\ntwo\tthree\\x0d"
+    assert shown("c1 \x9b and del \x7f, é 日本 🚀") == "c1 \\x9b and del \\x7f, é 日本 🚀"
+    assert shown(42) == "42"

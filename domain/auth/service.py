@@ -18,6 +18,7 @@ from domain.auth.rules import (
     require_admin,
 )
 from domain.errors import NotFoundError, UnauthenticatedError, Violation, raise_if_invalid
+from domain.text import check_text
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 MAX_OWNER_LENGTH = 200
@@ -46,11 +47,7 @@ async def record_use(uow: UnitOfWork, *, actor: Actor, now: datetime) -> None:
 
 
 def _check_owner(owner: str) -> list[Violation]:
-    if not owner.strip():
-        return [Violation("$.owner", "must not be blank")]
-    if len(owner) > MAX_OWNER_LENGTH:
-        return [Violation("$.owner", f"must be at most {MAX_OWNER_LENGTH} characters")]
-    return []
+    return check_text(owner, "$.owner", max_length=MAX_OWNER_LENGTH, required=True)
 
 
 async def create_token(

@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from db.enums import RerunMode
-from domain import jsonpath
+from domain import jsonpath, jsonschemas
 
 MAX_INPUTS = 100_000
 MAX_NODES = 50
@@ -65,7 +63,7 @@ DEFINITION_SCHEMA: dict[str, Any] = {
         "inputs": {"type": "array"},
     },
 }
-_DEFINITION_VALIDATOR = Draft202012Validator(DEFINITION_SCHEMA)
+_DEFINITION = jsonschemas.compile_schema(DEFINITION_SCHEMA)
 
 
 def _input_errors(inputs: object) -> list[tuple[list[str | int], str]]:
@@ -196,15 +194,14 @@ def parse_definition(document: JSON) -> Definition:
             )
         )
         return found
-    errors = sorted(
-        [(list(e.absolute_path), e.message) for e in _DEFINITION_VALIDATOR.iter_errors(document)]
-        + _input_errors(document.get("inputs")),
-        key=lambda e: e[0],
-    )
-    if errors:
+    problems = [(v.path, v.message) for v in _DEFINITION.violations(document)] + [
+        (jsonpath.join("$", path), message)
+        for path, message in _input_errors(document.get("inputs"))
+    ]
+    if problems:
         found.issues += [
-            Issue(IssueName.INVALID_BATCH_DEFINITION, message, jsonpath.join("$", path))
-            for path, message in errors[:50]
+            Issue(IssueName.INVALID_BATCH_DEFINITION, message, path)
+            for path, message in problems[:50]
         ]
         return found
     recipe = document.get("recipe")

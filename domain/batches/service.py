@@ -3,13 +3,11 @@ cancel, re-process a chain."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
-
-from jsonschema import FormatChecker
-from jsonschema.validators import validator_for
 
 from db.enums import CachePolicy, JobStatus, RerunMode
 from db.models import Batch, BatchNode, TaskType
@@ -20,7 +18,7 @@ from db.repositories.moves import NodePlan
 from db.repositories.task_type import TaskTypeRepository
 from db.repositories.workspace import WorkspaceRepository
 from db.uow import UnitOfWork
-from domain import jsonpath
+from domain import jsonschemas
 from domain.auth.rules import Actor, require_writer
 from domain.batches import rules
 from domain.batches.rules import (
@@ -44,6 +42,7 @@ from domain.errors import (
 from domain.jobs import moves, revisions
 from domain.jobs import service as jobs
 from domain.jobs.rules import check_reason
+from domain.text import check_text
 from domain.workspaces.service import can_read, get_readable
 
 CREATE_CHUNK = "batches.create_chunk"
@@ -161,10 +160,11 @@ async def validate_batch(
 def _configuration_issues(spec: BatchSpec) -> list[Issue]:
     bad = IssueName.INVALID_BATCH_CONFIGURATION
     issues = []
-    if not spec.title.strip() or len(spec.title) > MAX_TITLE:
-        issues.append(Issue(bad, f"title must be 1–{MAX_TITLE} characters", "$.title"))
-    if len(spec.description) > MAX_DESCRIPTION:
-        issues.append(Issue(bad, f"at most {MAX_DESCRIPTION} characters", "$.description"))
+    issues += [
+        Issue(bad, v.message, v.path)
+        for v in check_text(spec.title, "$.title", max_length=MAX_TITLE, required=True)
+        + check_text(spec.description, "$.description", max_length=MAX_DESCRIPTION, multiline=True)
+    ]
     if not -1000 <= spec.priority <= 1000:
         issues.append(Issue(bad, "priority must be between -1000 and 1000", "$.priority"))
     if spec.max_parallel_jobs is not None and spec.max_parallel_jobs < 1:
@@ -200,7 +200,7 @@ async def _validate_new(
         for i, item in enumerate(definition.inputs)
     ]
     found.estimated_recipes = len(found.plan)
-    _check_parameters(found)
+    await asyncio.to_thread(_check_parameters, found)
     await _check_inputs(repos, found, actor)
 
 
@@ -293,7 +293,7 @@ async def _validate_reprocessing(
             ordered = tuple(n.name for n in found.nodes if n.name in run)
             found.plan.append(PlannedRecipe(position, recipe.item, ordered, recipe.id))
             position += 1
-    _check_parameters(found)
+    await asyncio.to_thread(_check_parameters, found)
     await _check_inputs(repos, found, actor)
 
 
@@ -409,10 +409,12 @@ def _check_parameters(found: Validation) -> None:
     """Each input item's parameters, per node, against the pinned revision's schema.
 
     Validators are built once per node; reporting stops after MAX_PARAMETER_ISSUES.
+    Callers run it in a thread: up to 100,000 items is CPU work that must not stall
+    the event loop (RE2 releases the GIL while it matches).
     """
     by_name = {n.name: n for n in found.nodes}
     validators = {
-        name: validator_for(schema)(schema, format_checker=FormatChecker())
+        name: jsonschemas.compile_schema(schema)
         for name, schema in found.parameter_schemas.items()
         if not _accepts_any_object(schema)
     }
@@ -425,10 +427,7 @@ def _check_parameters(found: Validation) -> None:
             if not isinstance(params, dict):
                 problems.append(("parameters must be a JSON object", "$"))
             elif name in validators:
-                problems += [
-                    (e.message, jsonpath.join("$", e.absolute_path))
-                    for e in validators[name].iter_errors(params)
-                ]
+                problems += [(v.message, v.path) for v in validators[name].violations(params)]
             for message, path in problems:
                 if len(issues) < MAX_PARAMETER_ISSUES:
                     issues.append(Issue(IssueName.PARAMETERS_INVALID, message, path, name, index))

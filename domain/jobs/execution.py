@@ -21,13 +21,13 @@ from typing import Any
 from db.enums import JobStatus
 from db.repositories.moves import BulkChange, Moved, Selection
 from db.uow import UnitOfWork
+from domain import jsonschemas
 from domain.artifacts import outputs as artifact_outputs
 from domain.artifacts.outputs import Output
 from domain.errors import Violation
 from domain.jobs import moves, revisions
 from domain.jobs.moves import Expect, Move
 from domain.jobs.rules import Initiator
-from domain.tasktypes.rules import validate_document
 from domain.workers.rules import DEFAULT_TIMEOUT_SECONDS
 
 RUN = moves.RUN_ACTOR
@@ -84,7 +84,7 @@ def check_result(result_schema: Mapping[str, Any], result: Any) -> list[Violatio
     the revision's result schema."""
     if not isinstance(result, dict):
         return [Violation("$", "a result must be a JSON object")]
-    return validate_document(dict(result_schema), result)
+    return jsonschemas.validate(dict(result_schema), result)
 
 
 # The worker's metadata as recorded (static over dynamic), or what the process

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from db.enums import JobStatus
 from domain.errors import InvalidTransitionError, Violation
+from domain.text import check_text
 
 P, B, Q, R = JobStatus.PENDING, JobStatus.BLOCKED, JobStatus.QUEUED, JobStatus.RUNNING
 C, F, X = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED
@@ -101,6 +102,4 @@ def iso_duration(seconds: float | None) -> str | None:
 
 
 def check_reason(reason: str | None, path: str = "$.reason") -> list[Violation]:
-    if reason is not None and len(reason) > MAX_REASON:
-        return [Violation(path, f"must be at most {MAX_REASON} characters")]
-    return []
+    return check_text(reason, path, max_length=MAX_REASON, multiline=True)

@@ -9,13 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from jsonschema import FormatChecker
-from jsonschema.validators import validator_for
-from referencing.exceptions import Unresolvable
-
 from db.enums import CachePolicy
-from domain import jsonpath
+from domain import jsonpath, jsonschemas
 from domain.errors import Violation
+from domain.text import check_text
 
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
 # ``external`` (pull workers) or a dotted implementation name such as ``builtin.echo``.
@@ -25,7 +22,7 @@ MAX_DESCRIPTION_LENGTH = 10_000
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 MAX_ATTEMPTS = 100
 MAX_CHECK_IN_TIMEOUT_SECONDS = 7 * 24 * 3600
-MAX_VIOLATIONS = 50
+MAX_VIOLATIONS = jsonschemas.MAX_VIOLATIONS
 MAX_REQUIREMENTS_BYTES = 4 * 1024
 DEFAULT_SCHEMA: dict[str, Any] = {"type": "object"}
 
@@ -81,10 +78,9 @@ def check_revision_fields(fields: RevisionFields) -> list[Violation]:
     if nulls:
         return nulls
     violations: list[Violation] = []
-    if len(fields.description) > MAX_DESCRIPTION_LENGTH:
-        violations.append(
-            Violation("$.description", f"must be at most {MAX_DESCRIPTION_LENGTH} characters")
-        )
+    violations += check_text(
+        fields.description, "$.description", max_length=MAX_DESCRIPTION_LENGTH, multiline=True
+    )
     violations += check_json_schema(fields.parameters_schema, "$.parametersSchema")
     violations += check_json_schema(fields.result_schema, "$.resultSchema")
     if not IMPLEMENTATION_PATTERN.match(fields.implementation):
@@ -118,15 +114,15 @@ def check_requirements(requirements: JSON, path: str = "$.requirements") -> list
 
 
 def check_json_schema(schema: JSON, path: str) -> list[Violation]:
-    """Is ``schema`` a usable JSON Schema? Every problem is reported with its path."""
+    """Is ``schema`` a usable JSON Schema? Every problem is reported with its path.
+
+    Its regexes must compile with RE2 (see ``domain.jsonschemas``): a pattern that
+    needs backtracking is refused here rather than run later."""
     if not isinstance(schema, dict):
         return [Violation(path, "must be a JSON Schema object")]
     if len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
         return [Violation(path, f"must be at most {MAX_SCHEMA_BYTES} bytes of JSON")]
-    violations = [
-        Violation(jsonpath.join(path, error.absolute_path), error.message)
-        for error in _meta_validator(schema).iter_errors(schema)
-    ]
+    violations = jsonschemas.check_schema(schema, path)
     violations += [
         Violation(ref_path, "only local references ('#/…') are allowed")
         for ref_path, ref in _refs(schema, path)
@@ -137,16 +133,7 @@ def check_json_schema(schema: JSON, path: str) -> list[Violation]:
 
 def validate_document(schema: JSON, document: JSON, path: str = "$") -> list[Violation]:
     """Violations of ``document`` against ``schema``, one per problem, sorted by path."""
-    cls = validator_for(schema)
-    validator = cls(schema, format_checker=FormatChecker())
-    try:
-        errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
-    except Unresolvable as exc:
-        return [Violation(path, f"the schema has an unresolvable reference: {exc}")]
-    return [
-        Violation(jsonpath.join(path, error.absolute_path), error.message)
-        for error in errors[:MAX_VIOLATIONS]
-    ]
+    return jsonschemas.validate(schema, document, path)
 
 
 def validate_parameters(schema: JSON, parameters: JSON) -> list[Violation]:
@@ -164,11 +151,6 @@ def has_timed_out(
     A task type never checked in is measured from its creation (as TopChef does).
     """
     return now - (last_check_in or created_at) > timedelta(seconds=timeout_seconds)
-
-
-def _meta_validator(schema: dict[str, Any]) -> Any:
-    cls = validator_for(schema)
-    return cls(cls.META_SCHEMA)
 
 
 def _refs(node: JSON, path: str) -> Iterator[tuple[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass
 
@@ -164,9 +165,12 @@ async def check_parameters(
     found = await task_types.get_revision(task_type.id, number)
     if found is None:
         raise NotFoundError(f"Task type {task_type.name!r} has no revision {number}")
-    return ParameterCheck(
-        revision=found, violations=rules.validate_parameters(found.parameters_schema, parameters)
+    # In a thread: a large document against a schema's patterns is CPU work that must
+    # not stall the event loop (RE2 releases the GIL while it matches).
+    violations = await asyncio.to_thread(
+        rules.validate_parameters, found.parameters_schema, parameters
     )
+    return ParameterCheck(revision=found, violations=violations)
 
 
 async def _get_visible(

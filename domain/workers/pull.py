@@ -29,6 +29,7 @@ from domain.errors import (
 from domain.jobs import execution, moves, revisions
 from domain.jobs import service as jobs
 from domain.jobs.rules import Initiator
+from domain.text import check_text
 from domain.workers import rules
 from domain.workers.service import check_metadata, heartbeat
 
@@ -41,8 +42,7 @@ class Registered:
 
 async def register(uow: UnitOfWork, *, host: str, concurrency: int, metadata: Any) -> Registered:
     violations = check_metadata(metadata, "$.metadata")
-    if not host.strip() or len(host) > 255:
-        violations.append(Violation("$.host", "must be 1–255 characters"))
+    violations += check_text(host, "$.host", max_length=rules.MAX_HOST, required=True)
     if not 1 <= concurrency <= 1000:
         violations.append(Violation("$.concurrency", "must be between 1 and 1000"))
     raise_if_invalid("Invalid worker", violations)
@@ -198,14 +198,8 @@ async def fail(
     worker, state = await _assigned(uow, job_id, actor)
     raise_if_invalid(
         "Invalid failure",
-        [
-            Violation(path, f"must be 1–{n} characters")
-            for path, value, n in (
-                ("$.code", code, 100),
-                ("$.message", message, 10_000),
-            )
-            if not value.strip() or len(value) > n
-        ],
+        check_text(code, "$.code", max_length=100, required=True)
+        + check_text(message, "$.message", max_length=10_000, required=True, multiline=True),
     )
     failure = execution.TaskFailure(code, message, FailureCategory(category).value)
     await execution.finish(

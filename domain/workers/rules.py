@@ -12,6 +12,7 @@ from db.enums import JobStatus, WorkerKind
 
 DEFAULT_TIMEOUT_SECONDS = 20  # + a maintenance tick of 10 s: lost within 30 s
 MAX_NAME = 100
+MAX_HOST = 255
 MAX_METADATA_BYTES = 16 * 1024
 
 

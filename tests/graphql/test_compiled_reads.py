@@ -28,6 +28,9 @@ HOSTILE = [
     "a\tb\nc",
 ]
 MARK = "DROP TABLE"
+# Titles may not hold control characters (tests/graphql/test_string_limits.py);
+# "a\tb\nc" is still sent as every lookup string below.
+TITLES = ["plain", *(t for t in HOSTILE if t.isprintable())]
 
 
 def cursor(*key: Any) -> str:
@@ -73,7 +76,7 @@ for text in HOSTILE:
 async def data(db: Database) -> str:
     await make_task_type(db, "resize")
     await make_task_type(db, "thumb")
-    for title in ["plain", *HOSTILE]:
+    for title in TITLES:
         await make_batch(db, two_node_definition([{"url": "u", "width": 1}]), title=title)
     return (await make_token(db, role=TokenRole.READER))[1]
 
@@ -144,7 +147,7 @@ async def test_every_root_field_of_a_query_in_one_statement(
     await api.data("{ viewer { role } }", token=data)  # the token is cached from here on
     sql_counter.statements.clear()
     found = await api.data(query, token=data)
-    assert found["batches"]["totalCount"] == 7
+    assert found["batches"]["totalCount"] == len(TITLES)
     assert sql_counter.count == 1, sql_counter.statements
 
 

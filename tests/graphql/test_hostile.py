@@ -210,7 +210,7 @@ async def test_an_operation_dearer_than_the_budget_left_is_refused(
     assert response.status_code == 429
     error = response.json()["errors"][0]
     assert error["extensions"]["code"] == "RATE_LIMITED"
-    assert error["extensions"]["cost"] == {"requested": 600, "points": 6}
+    assert error["extensions"]["cost"] == {"requested": 600, "inputValues": 0, "points": 6}
 
 
 async def test_rate_limit_can_be_switched_off(db: Database) -> None:
