@@ -14,7 +14,6 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -145,12 +144,14 @@ def upload(
         with _bars() as bars:
             for name in missing:
                 _, size = digests[name]
-                task = bars.add_task(escape(name), total=size)
+                task = bars.add_task(console.shown(name), total=size)
 
                 def resumed(at: int, name: str = name) -> None:
                     if at:
                         bars.console.print(
-                            f"{name}: the server holds {at:,} bytes; resuming there", markup=False
+                            f"{console.shown(name, markup=False)}: the server holds {at:,} bytes;"
+                            " resuming there",
+                            markup=False,
                         )
 
                 transfer.upload(
@@ -215,7 +216,7 @@ def download(
             local = folder / path
             if folder.resolve() not in local.resolve().parents:
                 raise ClientError(f"refusing to write outside {folder}: {path!r}")
-            task = bars.add_task(escape(path), total=int(f["size"]))
+            task = bars.add_task(console.shown(path), total=int(f["size"]))
             if transfer.download(
                 f["downloadUrl"],
                 api.token,

@@ -13,9 +13,10 @@ from typing import Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+
+from launcher import console
 
 COMPARE = """query Compare($root: ID!, $threshold: Float, $min: Float) {
   batchComparison(rootBatchId: $root, threshold: $threshold, minSeconds: $min) {
@@ -117,7 +118,7 @@ def render(found: dict[str, Any], *, root: str, width: int) -> RenderableType:
     listing.add_column(no_wrap=True, overflow="ellipsis", max_width=max(10, width - 24))
     listing.add_column(no_wrap=True, style="dim")
     for n, b in enumerate(batches, 1):
-        listing.add_row(f"#{n}", escape(b["title"]), b["createdAt"][:16].replace("T", " "))
+        listing.add_row(f"#{n}", console.shown(b["title"]), b["createdAt"][:16].replace("T", " "))
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("", no_wrap=True, max_width=LABEL_WIDTH, overflow="ellipsis")

@@ -216,10 +216,14 @@ async def test_control_characters_from_the_server_are_shown_escaped(
     )
     await make_task_type(db, "scan")
     batch = await make_batch(
-        db, {"recipe": {"nodes": [{"name": "n", "taskType": "scan"}]}, "inputs": [{}]}
+        # Two jobs: one fails, one is left to cancel.
+        db,
+        {"recipe": {"nodes": [{"name": "n", "taskType": "scan"}]}, "inputs": [{}, {}]},
     )
     async with db.read_session() as s:
-        job_id = (await s.scalars(select(Job.id).where(Job.batch_id == batch.id))).one()
+        job_id, _ = (
+            await s.scalars(select(Job.id).where(Job.batch_id == batch.id).order_by(Job.id))
+        ).all()
     async with UnitOfWork(db.write_session) as uow:
         await move_job(uow, job_id, JobStatus.RUNNING, Initiator.WORKER)
         await move_job(

@@ -31,6 +31,7 @@ from domain.errors import (
 )
 from domain.periodic.service import periodic
 from domain.tasktypes.rules import check_json_schema, validate_document
+from domain.text import check_text
 from domain.workspaces.rules import check_name
 from domain.workspaces.service import can_read, get_readable
 
@@ -102,11 +103,7 @@ async def create_category(
         "Invalid artifact category",
         rules.check_category(name, "$.name")
         + check_json_schema(schema, "$.dataSchema")
-        + (
-            [Violation("$.description", "must be at most 10000 characters")]
-            if len(description) > 10_000
-            else []
-        ),
+        + check_text(description, "$.description", max_length=10_000, multiline=True),
     )
     if await uow.artifacts.category(found.id, name) is not None:
         raise ConflictError(f"A category named {name!r} exists in {workspace!r}")
