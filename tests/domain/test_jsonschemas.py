@@ -69,7 +69,7 @@ def test_catastrophic_patterns_are_answered_at_once(
     draft: str | None, schema: dict[str, Any], document: Any, paths: list[str]
 ) -> None:
     if draft == D4 and "propertyNames" in schema:
-        pytest.skip("draft 4 has no propertyNames")
+        paths = []  # draft 4 has no propertyNames: ignored (and answered at once too)
     with deadline(5):
         found = jsonschemas.validate(_with(draft, schema), document)
     assert [v.path for v in found] == paths
