@@ -226,7 +226,7 @@ def _selected_sql(selection: Selection, change: BulkChange, *, count: bool = Fal
          CAST(:b_code AS text) AS error_code, CAST(:b_message AS text) AS error_message,
          CAST(:b_category AS text) AS error_category, CAST(NULL AS float8) AS run_seconds
   FROM job j {selection.join}
-  WHERE {selection.where}
+  WHERE ({selection.where}) AND j.status = ANY(CAST(:b_from AS job_status[]))
   ORDER BY {selection.order}{limit}
   FOR NO KEY UPDATE OF j{skip}
 )"""
@@ -277,26 +277,36 @@ class MoveRepository:
         rows = await self._session.execute(_EXPLICIT, params)
         return [_moved(row) for row in rows]
 
-    async def move_selected(self, selection: Selection, change: BulkChange) -> list[Moved]:
-        """Lock the selected jobs and move them all the same way: one statement."""
+    async def move_selected(
+        self, selection: Selection, change: BulkChange, from_statuses: Sequence[JobStatus]
+    ) -> list[Moved]:
+        """Lock the selected jobs and move them all the same way: one statement. Only
+        jobs in ``from_statuses`` (those the transition table allows) are selected."""
         rows = await self._session.execute(
-            text(_selected_sql(selection, change)), _bulk_params(selection, change)
+            text(_selected_sql(selection, change)),
+            _bulk_params(selection, change, from_statuses),
         )
         return [_moved(row) for row in rows]
 
-    async def move_selected_count(self, selection: Selection, change: BulkChange) -> int:
+    async def move_selected_count(
+        self, selection: Selection, change: BulkChange, from_statuses: Sequence[JobStatus]
+    ) -> int:
         """``move_selected`` for a caller that needs only how many moved: nothing is
         read back (a 100,000-job cancel saves a join, a sort and the rows' transfer)."""
         found = await self._session.scalar(
-            text(_selected_sql(selection, change, count=True)), _bulk_params(selection, change)
+            text(_selected_sql(selection, change, count=True)),
+            _bulk_params(selection, change, from_statuses),
         )
         return int(found or 0)
 
 
-def _bulk_params(selection: Selection, change: BulkChange) -> dict[str, Any]:
+def _bulk_params(
+    selection: Selection, change: BulkChange, from_statuses: Sequence[JobStatus]
+) -> dict[str, Any]:
     code, message, category = change.error or (None, None, None)
     return {
         **selection.params,
+        "b_from": [s.value for s in from_statuses],
         "b_to": change.to_status.value,
         "b_worker": change.worker,
         "b_reason": change.reason,

@@ -165,10 +165,10 @@ async def apply_selected(
     from_statuses: Iterable[JobStatus],
     settle_after: bool = True,
 ) -> Applied:
-    """Move every job the selection matches (its condition must admit only
-    ``from_statuses``) the same way, in one statement."""
-    _check_bulk(change, initiator, from_statuses)
-    applied = Applied(moved=await uow.moves.move_selected(selection, change))
+    """Move every job the selection matches that is in one of ``from_statuses`` the
+    same way, in one statement (the statement itself keeps to those statuses)."""
+    allowed = _check_bulk(change, initiator, from_statuses)
+    applied = Applied(moved=await uow.moves.move_selected(selection, change, allowed))
     if settle_after:
         applied.add(await settle(uow, applied.moved))
     return applied
@@ -187,17 +187,20 @@ async def apply_selected_final(
     moved."""
     if change.to_status not in FINAL:  # pragma: no cover - a bug
         raise ValueError("only a final move has no consequences to settle")
-    _check_bulk(change, initiator, from_statuses)
-    return await uow.moves.move_selected_count(selection, change)
+    allowed = _check_bulk(change, initiator, from_statuses)
+    return await uow.moves.move_selected_count(selection, change, allowed)
 
 
 def _check_bulk(
     change: BulkChange, initiator: Initiator, from_statuses: Iterable[JobStatus]
-) -> None:
-    """Every status the selection admits may make this move (else InvalidTransitionError)."""
-    rules = [check_transition(s, change.to_status, initiator) for s in from_statuses]
+) -> list[JobStatus]:
+    """Every status the selection admits may make this move (else InvalidTransitionError);
+    returned for the statement, which selects only jobs in them whatever its condition."""
+    allowed = sorted(set(from_statuses))
+    rules = [check_transition(s, change.to_status, initiator) for s in allowed]
     if any(r.new_attempt != change.new_attempt for r in rules):  # pragma: no cover - a bug
         raise ValueError("a bulk change must agree with the rules on starting a new attempt")
+    return allowed
 
 
 def status_in(statuses: Iterable[JobStatus]) -> str:

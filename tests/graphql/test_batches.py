@@ -419,7 +419,6 @@ async def test_nested_lists_cost_the_same_number_of_statements_at_any_size(
     assert small == large, sql_counter.statements
     if compiled:  # one statement for the root field (the token is cached)
         assert large == 1, sql_counter.statements
-    print(f"statements per request: {large}")
 
 
 async def test_task_type_queue_lists_the_oldest_waiting_jobs(

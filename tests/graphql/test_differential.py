@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from collections import Counter
 from typing import Any
 
@@ -33,7 +32,9 @@ from tests.graphql.differential import (
     variable_sets,
 )
 
-GENERATED_SECONDS = 40.0
+# Generated documents per run: a fixed number (derandomized unless DIFFERENTIAL_RANDOM is
+# set), so what is checked never depends on the machine's speed.
+GENERATED = 200
 # Root fields the planner leaves to their resolvers on purpose: domain validation, and
 # the chain comparison, whose changes and flags domain/metrics/rules.py decides (it
 # reads two statements, never the jobs). Artifacts are not compiled yet: their
@@ -118,9 +119,8 @@ async def test_the_readme_operations(api: Api, resolver_api: Api, seeded: Seed) 
 async def test_documents_generated_from_the_schema(
     api: Api, resolver_api: Api, seeded: Seed
 ) -> None:
-    """Random valid queries (hypothesis-graphql) for a bounded time; ids are the seed's,
+    """Random valid queries (hypothesis-graphql), a fixed number; ids are the seed's,
     page sizes mostly small, so that most of them reach the data."""
-    deadline = time.monotonic() + GENERATED_SECONDS
     strategy = queries(
         export_sdl(),
         custom_scalars={
@@ -137,7 +137,7 @@ async def test_documents_generated_from_the_schema(
     documents: list[str] = []
 
     @settings(
-        max_examples=300,
+        max_examples=GENERATED,
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
@@ -145,22 +145,17 @@ async def test_documents_generated_from_the_schema(
     )
     @given(strategy)
     def collect(query: str) -> None:
-        if time.monotonic() < deadline - GENERATED_SECONDS / 2:
-            documents.append(query)
+        documents.append(query)
 
     collect()
     rng = random.Random(12)
     stats = planner().stats
     before = Counter(stats["compiled"])
-    ran = 0
     for query in documents:
-        if time.monotonic() > deadline:
-            break
         document = _with_seeded_values(query, seeded, rng)
         await check(api, resolver_api, document, None, seeded)
-        ran += 1
+    ran = len(documents)
     compiled = Counter(stats["compiled"]) - before
-    print(f"generated: {ran} documents x {len(ROLES)} roles; compiled root fields {dict(compiled)}")
     assert ran >= 20, ran
     assert sum(compiled.values()) >= ran, compiled  # most generated root fields compiled
 

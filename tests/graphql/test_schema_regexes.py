@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 from typing import Any
 
 import httpx
@@ -25,8 +24,11 @@ from tests.factories import make_task_type, make_token, make_workspace
 from tests.graphql.conftest import Api
 
 CATASTROPHIC = "^(a+)+$"
-ATTACK = "a" * 28 + "!"
-GUARD_SECONDS = 5
+# 40 characters: Python's backtracking would need hours (it doubles per character; 28
+# took 13 s), RE2 needs microseconds. The guard only turns a hang into a failure; it is
+# not a speed target (those live in bench/).
+ATTACK = "a" * 40 + "!"
+HANG_GUARD_SECONDS = 60
 
 CREATE = """mutation($input: CreateTaskTypeInput!) { createTaskType(input: $input) {
   __typename ... on Error { code message } ... on ValidationFailed { violations { path message } }
@@ -106,11 +108,9 @@ async def test_a_catastrophic_pattern_is_answered_at_once_and_health_stays_up(
     task_type = await make_task_type(db, "victim", workspace="open", parameters_schema=schema)
     variables = {"id": _gid("TaskType", task_type.id), "p": {"s": ATTACK}}
 
-    started = time.monotonic()
     answer, health = await asyncio.wait_for(
-        asyncio.gather(api.post(VALIDATE, variables), client.get("/healthz")), GUARD_SECONDS
+        asyncio.gather(api.post(VALIDATE, variables), client.get("/healthz")), HANG_GUARD_SECONDS
     )
-    assert time.monotonic() - started < GUARD_SECONDS  # the loop may have been blocked
     assert health.status_code == 200
     result = answer.json()["data"]["validateParameters"]
     assert result["__typename"] == "ParameterValidation"
@@ -133,7 +133,7 @@ async def test_batch_validation_runs_patterns_on_re2(api: Api, db: Database, wri
     }
     found = await asyncio.wait_for(
         api.data(VALIDATE_BATCH, {"input": {"title": "t", "definition": definition}}, token=writer),
-        GUARD_SECONDS,
+        HANG_GUARD_SECONDS,
     )
     validation = found["validateBatch"]
     assert validation["isValid"] is False

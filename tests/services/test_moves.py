@@ -400,3 +400,28 @@ async def test_retry_job_and_cancel_job_report_the_job_as_it_is(db: Database) ->
         await uow.commit()
     assert (retried.status, retried.attempt) == (S.QUEUED, 2)
     await counters_exact(db, batch.id)
+
+
+async def test_a_bulk_move_keeps_to_the_statuses_the_rules_allow(db: Database) -> None:
+    """A selection's condition that admits more than ``from_statuses`` moves only the
+    jobs in them: the statement, not its caller's SQL, holds the transition table."""
+    await make_task_type(db, "t", implementation="builtin.echo")
+    batch = await make_batch(db, one_node("t", 2))
+    done, waiting = await job_ids(db, batch.id)
+    async with UnitOfWork(db.write_session) as uow:
+        await move_job(uow, done, S.RUNNING, Initiator.WORKER)
+        await move_job(uow, done, S.COMPLETED, Initiator.WORKER)
+        await uow.commit()
+    async with UnitOfWork(db.write_session) as uow:
+        applied = await moves.apply_selected(
+            uow,
+            moves.Selection(where="j.batch_id = :batch", params={"batch": batch.id}),
+            moves.BulkChange(S.CANCELED, reason="x"),
+            initiator=Initiator.USER,
+            from_statuses=[S.QUEUED],
+            settle_after=False,
+        )
+        await uow.commit()
+    assert [m.id for m in applied.moved] == [waiting]
+    assert await statuses(db, batch.id) == {S.COMPLETED: 1, S.CANCELED: 1}
+    await counters_exact(db, batch.id)
