@@ -31,6 +31,7 @@ from domain.maintenance import service as maintenance
 from domain.periodic.service import Scheduler
 from domain.ports import Dispatcher
 from graphql_api.auth.authenticator import Authenticator
+from graphql_api.auth.revocation import TokenStatus
 from graphql_api.bodylimit import BodyLimitMiddleware
 from graphql_api.fanout import JobEventHub
 from graphql_api.files import PREFIX as FILES_PREFIX
@@ -58,7 +59,11 @@ def create_app(
     authenticator = Authenticator(db)
     files = FileEndpoints(db=db, dispatcher=dispatcher, authenticator=authenticator, stores=stores)
     drain = Drain()  # started by the server on SIGTERM (graphql_api.server)
-    authenticator = Authenticator(db, ttl=settings.token_recheck_seconds)
+    # Requests' and open connections' views of tokens, both dropped when a token changes.
+    token_status = TokenStatus(db, ttl=settings.token_recheck_seconds)
+    authenticator = Authenticator(
+        db, ttl=settings.token_recheck_seconds, on_forget=token_status.forget
+    )
 
     def token_changed(notice: Notice) -> None:
         if notice is RESYNC:  # the listener was away: anything may have changed
@@ -67,9 +72,7 @@ def create_app(
             authenticator.forget(int(notice.data["id"]))
 
     events.add_callback(token_changed)
-    hub = JobEventHub(
-        db, token_valid=lambda actor: authenticator.still_valid(actor, now=datetime.now(UTC))
-    )
+    hub = JobEventHub(db, token_valid=token_status.holds)
     events.add_callback(hub.notice)
     view = BatchgraphGraphQL(
         schema=build_schema(settings.limits),
@@ -80,6 +83,7 @@ def create_app(
         authenticator=authenticator,
         hub=hub,
         stores=stores,
+        token_status=token_status,
         allowed_origins=settings.cors_origins,
         connection_init_wait_timeout=timedelta(seconds=30),
         allow_queries_via_get=True,
@@ -103,6 +107,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await events.start()  # one listening connection per process
         await hub.start()
+        await token_status.start()
         view.read_pool = await open_read_pool(db.engine)
         settle_garbage_collector()
         stop = asyncio.Event()
@@ -120,6 +125,7 @@ def create_app(
                 await periodic
             pool, view.read_pool = view.read_pool, None
             await pool.close()
+            await token_status.stop()
             await hub.stop()
             await events.stop()
             await db.dispose()

@@ -98,10 +98,20 @@ class RequestPolicy(SchemaExtension):
             await self._spend(1)
         result = ctx.result
         request_id = getattr(context, "request_id", "-")
+        # strawberry hands the same errors over twice (the result's and, as a copy of
+        # that list, ``pre_execution_errors``): present each one once, or an unexpected
+        # error is logged twice under one request id.
+        presented: dict[int, GraphQLError] = {}
+
+        def once(error: GraphQLError) -> GraphQLError:
+            if id(error) not in presented:
+                presented[id(error)] = present(error, request_id)
+            return presented[id(error)]
+
         if result is not None and result.errors:
-            result.errors = [present(error, request_id) for error in result.errors]
+            result.errors = [once(error) for error in result.errors]
         if ctx.pre_execution_errors:
-            ctx.pre_execution_errors = [present(e, request_id) for e in ctx.pre_execution_errors]
+            ctx.pre_execution_errors = [once(error) for error in ctx.pre_execution_errors]
 
     def on_validate(self) -> Iterator[None]:
         ctx = self.execution_context

@@ -109,10 +109,10 @@ class JobEventHub:
         self,
         db: Database,
         *,
-        token_valid: Callable[[Actor], Any] | None = None,
+        token_valid: Callable[[Actor], Awaitable[bool]] | None = None,
     ) -> None:
         self._db = db
-        self._token_valid = token_valid  # async (actor) -> bool, cached by the caller
+        self._token_valid = token_valid  # whether an actor's token holds (cached by the caller)
         self._by_batch: dict[int, set[Subscriber]] = {}
         self._by_job: dict[int, set[Subscriber]] = {}
         self._pending: list[Subscriber] = []
@@ -173,8 +173,11 @@ class JobEventHub:
 
     # --- replay ----------------------------------------------------------------------
 
-    async def replay(self, sub: Subscriber, after: int, upto: int) -> AsyncIterator[Rendered]:
-        """The subscriber's events in (after, upto], from the table, in id order."""
+    async def replay(
+        self, sub: Subscriber, after: int, upto: int
+    ) -> AsyncIterator[Rendered | Revoked]:
+        """The subscriber's events in (after, upto], from the table, in id order; or, as
+        soon as the subscriber's token stops holding, Revoked (and nothing more)."""
         while after < upto:
             rows = await self._fetch(
                 after,
@@ -185,11 +188,23 @@ class JobEventHub:
             if not rows:
                 return
             for row in rows:
-                if sub.sees(row):
-                    yield Rendered(sub.key, sub.render(row), row.id)
+                if not sub.sees(row):
+                    continue
+                # Per event, like live deliveries: a replay may take a while, and the
+                # answer is cached (and dropped when the token changes).
+                if not await self.holds(sub):
+                    yield Revoked()
+                    return
+                yield Rendered(sub.key, sub.render(row), row.id)
             after = rows[-1].id
             if len(rows) < PAGE:
                 return
+
+    async def holds(self, sub: Subscriber) -> bool:
+        """Whether the subscriber's token still holds (anonymous ones have none)."""
+        if sub.actor is None or self._token_valid is None:
+            return True
+        return await self._token_valid(sub.actor)
 
     # --- the cycle -------------------------------------------------------------------
 
@@ -276,10 +291,10 @@ class JobEventHub:
             for sub in subs:
                 if sub.closed or row.id <= sub.skip_upto or not sub.sees(row):
                     continue
-                if sub.actor is not None and self._token_valid is not None:
+                if sub.actor is not None:
                     token = sub.actor.token_id
                     if token not in valid:
-                        valid[token] = bool(await self._token_valid(sub.actor))
+                        valid[token] = await self.holds(sub)
                     if not valid[token]:
                         sub.direct = False  # the generator ends it with an error
                         _offer(sub, Revoked(), upto)

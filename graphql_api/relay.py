@@ -14,6 +14,7 @@ from strawberry import relay
 
 from db.repositories.pagination import Page, SortKey
 from domain.errors import ErrorCode, LimitExceededError
+from graphql_api import safejson
 from graphql_api.context import Info, Reads
 from graphql_api.errors import ApiError
 
@@ -59,16 +60,29 @@ def encode_cursor(key: SortKey) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# A cursor is a flat JSON array of strings and integers (the sort key).
+CURSOR_DEPTH = 1
+NOT_A_CURSOR = "after is not a cursor from this API"
+
+
 def decode_cursor(cursor: str) -> SortKey:
+    """The sort key a cursor carries, or BAD_REQUEST: whatever the text, no other error.
+
+    Decoded with graphql_api.safejson, so nesting (a RecursionError in ``json``), NUL
+    characters and lone surrogates (refused by the driver) never get further. Whether
+    the key fits the list it is given to (arity, column types, ranges) is checked
+    where the list's sort key is known (db.repositories.pagination.check_cursor).
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise ApiError(ErrorCode.BAD_REQUEST, "after is not a cursor from this API") from exc
+        raw = base64.urlsafe_b64decode(padded.encode())
+        value = safejson.loads(raw, max_depth=CURSOR_DEPTH)
+    except (ValueError, binascii.Error) as exc:  # UnsafeJsonError and UnicodeError included
+        raise ApiError(ErrorCode.BAD_REQUEST, NOT_A_CURSOR) from exc
     if not isinstance(value, list) or not all(
         isinstance(v, str | int) and not isinstance(v, bool) for v in value
     ):
-        raise ApiError(ErrorCode.BAD_REQUEST, "after is not a cursor from this API")
+        raise ApiError(ErrorCode.BAD_REQUEST, NOT_A_CURSOR)
     return tuple(value)
 
 

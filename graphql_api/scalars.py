@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import strawberry
 from graphql import GraphQLError
@@ -25,13 +25,21 @@ def _parse_datetime(value: object) -> datetime:
         raise GraphQLError(
             "DateTime needs a UTC offset, e.g. 2030-01-01T00:00:00Z or 2030-01-01T02:00:00+02:00"
         )
-    return parsed
+    try:
+        # Stored and compared in UTC: an instant outside years 1–9999 *in UTC*
+        # (9999-12-31T23:59:59-14:00 is in year 10000) fits neither Python's datetime
+        # nor the driver's conversion, even though the text parsed.
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise GraphQLError(
+            f"{value[:40]!r} is out of range: the instant must fall in years 1 to 9999 in UTC"
+        ) from exc
 
 
 DateTime = strawberry.scalar(
     name="DateTime",
     description="An ISO-8601 date and time with a UTC offset (`2030-01-01T00:00:00Z`);"
-    " one without an offset is refused.",
+    " one without an offset, or whose instant falls outside years 1 to 9999 in UTC, is refused.",
     serialize=lambda value: value.isoformat(),
     parse_value=_parse_datetime,
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 from typing import Any
@@ -37,11 +38,10 @@ from graphql_api.comparisons.types import BatchComparison
 from graphql_api.compiled.selection import Tree
 from graphql_api.context import Info
 from graphql_api.errors import top_level
-from graphql_api.fanout import Lagged, Rendered, Revoked
+from graphql_api.fanout import JobEventHub, Lagged, Rendered, Revoked, Subscriber
 from graphql_api.ids import parse_id
 from graphql_api.jsonenc import RawJSON
-from graphql_api.websocket import CURRENT_OPERATION
-from graphql_api.websocket import FORBIDDEN as TOKEN_REVOKED
+from graphql_api.websocket import CURRENT_OPERATION, SocketClosed, close_revoked, sender
 from graphql_api.workers.types import Worker
 
 PROGRESS_EVERY = 0.25  # seconds: batchProgress is throttled
@@ -205,6 +205,48 @@ def _touches_chain(notice: Notice, chain: frozenset[int]) -> bool:
     return any(b in chain or b > newest for b in batches)
 
 
+class _TokenRevoked(Exception):
+    """The subscriber's token no longer holds: end the stream."""
+
+
+async def _replayed(
+    hub: JobEventHub, sub: Subscriber, after: int, upto: int
+) -> AsyncGenerator[Rendered, None]:
+    async for item in hub.replay(sub, after, upto):
+        if isinstance(item, Revoked):
+            raise _TokenRevoked
+        yield item
+
+
+async def _job_events(
+    hub: JobEventHub, sub: Subscriber, after_event_id: int | None, *, direct: bool
+) -> AsyncGenerator[Rendered, None]:
+    """A subscriber's events in id order: what it missed (from the table), then live ones
+    (from the hub; once caught up, written by the hub itself when ``direct``)."""
+    start = await sub.started
+    last = start
+    if after_event_id is not None:
+        last = after_event_id
+        async for item in _replayed(hub, sub, after_event_id, start):
+            last = item.event_id
+            yield item
+        last = max(last, start)
+    while True:
+        if direct and not sub.direct and sub.queue.empty():
+            sub.direct = True  # from now on the hub writes this subscriber's frames
+        found = await sub.queue.get()
+        if isinstance(found, Revoked):
+            raise _TokenRevoked
+        if isinstance(found, Lagged):
+            async for item in _replayed(hub, sub, last, found.upto):
+                last = item.event_id
+                yield item
+            last = max(last, found.upto)
+        elif found.event_id > last:
+            last = found.event_id
+            yield found
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
@@ -224,9 +266,8 @@ class Subscription:
         selection, render = event_renderer(info)
         operation = CURRENT_OPERATION.get(None)
         socket = info.context.request
-        write = (
-            socket.send_text if operation is not None and isinstance(socket, WebSocket) else None
-        )
+        websocket = socket if isinstance(socket, WebSocket) else None
+        write = sender(websocket) if operation is not None and websocket is not None else None
         key = str(info.path.key)
         head = (
             f'{{"id":{orjson.dumps(operation).decode()},"type":"next","payload":{{"data":{{"{key}":'
@@ -241,40 +282,21 @@ class Subscription:
             write=write,
             head=head,
         ) as sub:
-            start = await sub.started
-            last = start
-            if after_event_id is not None:
-                last = after_event_id
-                async for item in hub.replay(sub, after_event_id, start):
-                    last = item.event_id
-                    if write is not None:
-                        await write(head + item.text + "}}}")
-                    else:
-                        yield item  # type: ignore[misc]  # rendered already (graphql_api.fanout)
-                last = max(last, start)
-            while True:
-                if write is not None and not sub.direct and sub.queue.empty():
-                    sub.direct = True  # from now on the hub writes this subscriber's frames
-                found = await sub.queue.get()
-                if isinstance(found, Revoked):
-                    if isinstance(socket, WebSocket):  # as for every subscription (websocket.py)
-                        await socket.close(code=TOKEN_REVOKED, reason="The token no longer holds")
-                        return
-                    raise top_level(UnauthenticatedError("The token was disabled or expired"))
-                if isinstance(found, Lagged):
-                    async for item in hub.replay(sub, last, found.upto):
-                        last = item.event_id
+            events = _job_events(hub, sub, after_event_id, direct=write is not None)
+            try:
+                async with contextlib.aclosing(events):
+                    async for item in events:
                         if write is not None:
                             await write(head + item.text + "}}}")
                         else:
-                            yield item  # type: ignore[misc]
-                    last = max(last, found.upto)
-                elif found.event_id > last:
-                    last = found.event_id
-                    if write is not None:
-                        await write(head + found.text + "}}}")
-                    else:
-                        yield found  # type: ignore[misc]
+                            yield item  # type: ignore[misc]  # rendered already (fanout)
+            except _TokenRevoked:
+                if websocket is not None:  # as for every subscription (websocket.py)
+                    await close_revoked(websocket)
+                    return
+                raise top_level(UnauthenticatedError("The token was disabled or expired")) from None
+            except SocketClosed:  # closed meanwhile (revoked, or the client left)
+                return
 
     @strawberry.subscription(
         description="A batch's counters and node metrics as its jobs move (throttled): a"

@@ -66,6 +66,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         events: EventBus,
         hub: JobEventHub | None = None,
         stores: FileStores,
+        token_status: TokenStatus | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -73,7 +74,8 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             **kwargs,
         )
         self._budgets = Budgets(settings.rate_limit_points) if settings.rate_limit_enabled else None
-        self.token_status = TokenStatus(db, ttl=settings.token_recheck_seconds)
+        # Whether an open connection's token still holds (graphql_api.websocket).
+        self.token_status = token_status or TokenStatus(db, ttl=settings.token_recheck_seconds)
         self._events = events
         self._db = db
         self._dispatcher = dispatcher

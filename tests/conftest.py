@@ -125,10 +125,12 @@ TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables)
 
 async def reset(database: Database) -> None:
     from domain.jobs import revisions
+    from graphql_api.auth.revocation import forget_tokens
     from graphql_api.fanout import forget_events
 
     revisions.forget()  # ids restart below, so cached rows would be someone else's
     forget_events()
+    forget_tokens()
     async with database.engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
         # What the first migration seeds.

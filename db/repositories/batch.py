@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, String, func, select, text
+from sqlalchemy import DateTime, Select, String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import FromClause
@@ -292,7 +292,11 @@ class BatchRepository:
 
 def _live_last_modified() -> Any:
     """The batch's own edits, or its jobs' newest change, whichever is later."""
-    return func.greatest(Batch.last_modified_at, counters.last_change(Batch.id))
+    # Typed: a cursor on this key is checked against its column type
+    # (pagination.check_cursor), and an untyped greatest() refused every cursor.
+    return func.greatest(
+        Batch.last_modified_at, counters.last_change(Batch.id), type_=DateTime(timezone=True)
+    )
 
 
 UNBOUNDED = 1_000_000_000

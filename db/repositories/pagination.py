@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import BigInteger, Select, func, select, tuple_
@@ -68,8 +68,13 @@ def check_cursor(after: SortKey, key: Sequence[Any]) -> SortKey:
         wanted = column.type.python_type
         if wanted is datetime and isinstance(value, str):
             try:
+                # Written in UTC with an offset; anything else (naive, or past year 9999
+                # once in UTC) would fail in the driver.
                 value = datetime.fromisoformat(value)
-            except ValueError as exc:
+                if value.utcoffset() is None:
+                    raise ValueError("no UTC offset")
+                value = value.astimezone(UTC)
+            except (ValueError, OverflowError) as exc:
                 raise InvalidCursorError("the cursor does not belong to this list") from exc
         if type(value) is not wanted:
             raise InvalidCursorError("the cursor does not belong to this list")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,9 +39,17 @@ class _Known:
 
 
 class Authenticator:
-    def __init__(self, db: Database, *, ttl: float = DEFAULT_TTL_SECONDS) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        ttl: float = DEFAULT_TTL_SECONDS,
+        on_forget: Callable[[int | None], None] | None = None,
+    ) -> None:
         self._db = db
         self._ttl = ttl
+        # Told of every forget (the open connections' view: graphql_api.auth.revocation).
+        self._on_forget = on_forget
         # sha256 of the secret → the token row as last read (most recent last).
         self._known: OrderedDict[str, _Known] = OrderedDict()
         self._keys: dict[int, str] = {}  # token id → its key in _known
@@ -64,22 +73,10 @@ class Authenticator:
                 await uow.commit()
         return actor
 
-    async def still_valid(self, actor: Actor, *, now: datetime) -> bool:
-        """Whether the actor's token still holds (from the cache, refreshed after ``ttl``)."""
-        key = self._keys.get(actor.token_id)
-        known = self._known.get(key) if key is not None else None
-        if known is None or time.monotonic() - known.fetched > self._ttl:
-            async with self._db.read_session() as session:
-                row = await TokenRepository(session).get(actor.token_id)
-            if row is None:
-                return False
-            if key is None:
-                return is_usable(enabled=row.enabled, expires_at=row.expires_at, now=now)
-            known = self._remember(key, row.id, row.owner, row.role, row.enabled, row.expires_at)
-        return is_usable(enabled=known.enabled, expires_at=known.expires_at, now=now)
-
     def forget(self, token_id: int | None = None) -> None:
         """Drop what is cached about a token (all tokens when None): it changed."""
+        if self._on_forget is not None:
+            self._on_forget(token_id)
         if token_id is None:
             self._known.clear()
             self._keys.clear()

@@ -9,13 +9,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, String, Text, and_, case, func, literal_column, not_, select
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    String,
+    Text,
+    and_,
+    case,
+    func,
+    literal_column,
+    not_,
+    select,
+)
 from sqlalchemy.sql import FromClause
 
 import domain.maintenance.service  # noqa: F401  (registers the maintenance tasks)
 from db import sqljson
 from db.enums import TokenRole
 from db.models import PeriodicTask
+from db.repositories import counters
 from db.repositories.batch import ORDER_KEYS, BatchOrder
 from db.repositories.pagination import check_cursor
 from domain.periodic.service import REGISTRY
@@ -360,9 +372,13 @@ def _batch_key(t: FromClause, page: Page) -> list[KeyPart]:
             (func.lower(t.c.title, type_=String), "text", Text()),
             (t.c.id, "int", BigInteger()),
         ]
-    column = t.c.created_at if field is BatchOrder.CREATED else t.c.last_modified_at
-    from sqlalchemy import DateTime
-
+    # LAST_MODIFIED is the live value, as lastModifiedAt shows it and BatchRepository
+    # orders by it: the batch's own edits or its jobs' newest change.
+    column = (
+        t.c.created_at
+        if field is BatchOrder.CREATED
+        else func.greatest(t.c.last_modified_at, counters.last_change(t.c.id))
+    )
     return [(column, "datetime", DateTime(timezone=True)), (t.c.id, "int", BigInteger())]
 
 
