@@ -118,7 +118,8 @@ async def claim(
     run was interrupted, e.g. by a database restart between claim and run) are
     adopted as they are. Of the rest, a job no connected worker could ever run
     fails at once with UNKNOWN_IMPLEMENTATION (never RUNNING); one another worker
-    could run is returned in ``pass_on``.
+    could run, or one this worker could run but found locked, is returned in
+    ``pass_on`` (to be sent again after a short delay).
     """
     wanted = list(dict.fromkeys(job_ids))
     params = {
@@ -169,9 +170,12 @@ async def claim(
         for job_id, implementation, fits_me, someone_fits in await uow.jobs.fit(
             rest, worker=worker, metadata=_json(metadata), worker_timeout=cutoff
         ):
-            if implementation in offered and fits_me:
-                continue  # another worker holds it right now
-            if someone_fits:
+            if (implementation in offered and fits_me) or someone_fits:
+                # Another worker may run it; or this one could, but found it locked by
+                # another transaction (or queued since this claim's snapshot). Either
+                # way it is asked again shortly: a claim that held it has moved it on
+                # by then (nothing happens), and nothing else may leave it waiting for
+                # the resend safety net (a minute).
                 pass_on.append(job_id)
             elif implementation not in offered and not await _offered_anywhere(uow, implementation):
                 unfit.append(

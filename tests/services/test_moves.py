@@ -425,3 +425,24 @@ async def test_a_bulk_move_keeps_to_the_statuses_the_rules_allow(db: Database) -
     assert [m.id for m in applied.moved] == [waiting]
     assert await statuses(db, batch.id) == {S.COMPLETED: 1, S.CANCELED: 1}
     await counters_exact(db, batch.id)
+
+
+async def test_a_job_found_locked_is_asked_again_not_dropped(db: Database) -> None:
+    """A claim that skips a job another transaction holds (here not a claim: a plain row
+    lock) passes it on, so it is sent again shortly instead of waiting for the resend."""
+    await make_task_type(db, "t", implementation="builtin.echo")
+    batch = await make_batch(db, one_node("t", 1))
+    [job_id] = await job_ids(db, batch.id)
+    async with db.engine.connect() as holder:
+        transaction = await holder.begin()
+        await holder.execute(
+            select(Job.id).where(Job.id == job_id).with_for_update(key_share=False)
+        )
+        async with UnitOfWork(db.write_session) as uow:
+            found = await execution.claim(
+                uow, job_ids=[job_id], worker="w", offered={"builtin.echo"}, metadata={}, limit=1
+            )
+            await uow.commit()
+        await transaction.rollback()
+    assert (found.claimed, found.pass_on) == ([], [job_id])
+    assert await statuses(db, batch.id) == {S.QUEUED: 1}
