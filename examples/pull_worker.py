@@ -165,6 +165,12 @@ def main() -> int:
         return int(args.handler(args))
     except Refused as exc:
         print(f"refused: {exc}", file=sys.stderr)
+        if "UNAUTHENTICATED" in str(exc) and args.handler is work:
+            print(
+                "(a newly registered worker's token works once an admin enables it:"
+                " setTokenEnabled, or `batchgraph workers` to see it)",
+                file=sys.stderr,
+            )
         return 1
 
 

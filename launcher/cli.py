@@ -11,6 +11,7 @@ import asyncio
 import base64
 import os
 import signal
+import socket
 import sys
 import time
 import warnings
@@ -148,6 +149,7 @@ def serve(
     api_settings = ApiSettings.of(settings)
     bind_host = host or settings.host
     bind_port = settings.port if port is None else port
+    _require_free_port(bind_host, bind_port)
     with infrastructure(settings) as infra:
         if not no_migrate:
             migrate(infra.database_url)
@@ -402,19 +404,36 @@ def demo() -> int:
         " the second compressing faster, the third rendering slower;\n"
         "* caption documents, a batch whose jobs checksummed them into new artifacts, and a"
         " report relating to those.\n"
-        "Explore it in GraphiQL (no token needed for a public workspace):\n\n"
-        '  query DemoChain { batches(filter: {workspace: "demo",\n'
-        '    taskType: "resize-image"}) { edges { node { title\n'
-        "    isSuperseded counters { jobsTotal completed failed canceled }\n"
-        "    nodeMetrics { node completed failed runDuration { avg { iso } } } } } } }\n\n"
-        f"compare the catalog chain:  batchgraph compare {root}\n\n"
+        "Explore it in GraphiQL (no token needed for a public workspace): the DemoChain\n"
+        "and DemoLineage tabs, or\n\n"
+        '  query DemoChain { batches(filter: { workspace: "demo" }) {\n'
+        "    edges { node { id title isSuperseded\n"
+        "      counters { jobsTotal completed failed canceled }\n"
+        "      nodeMetrics { node completed failed runDuration { avg { iso } } } } } } }\n\n"
+        f"compare the catalog chain:  .venv/bin/batchgraph compare {root}\n\n"
         "and the lineage of the report, in one SQL query:\n\n"
-        '  query DemoLineage { artifacts(filter: {workspace: "demo", category: "report"}) {\n'
-        "    edges { node { lineage(depth: 5) { nodes { depth artifact { category } }\n"
-        "      edges { type source target } } } } } }\n",
+        "  query DemoLineage {\n"
+        '    artifacts(filter: { workspace: "demo", category: "report" }) {\n'
+        "      edges { node { lineage(depth: 5) {\n"
+        "        nodes { depth artifact { category } } edges { type source target } } } } } }\n",
         markup=False,
     )
     return 0
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Say how to pick another port before anything starts (uvicorn would only print
+    "address already in use" after the database, broker and worker came up)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise LauncherError(
+                f"cannot listen on {host}:{port} ({exc.strerror}): another server (another"
+                " batchgraph?) uses it. Pick another port: BATCHGRAPH_PORT=8011 make run,"
+                " or serve --port 8011"
+            ) from None
 
 
 def _catalog_step(

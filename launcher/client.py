@@ -114,7 +114,12 @@ class Client:
         if body.get("errors"):
             error = body["errors"][0]
             code = (error.get("extensions") or {}).get("code", "ERROR")
-            raise ClientError(f"{code}: {error.get('message')}")
+            hint = (
+                " (give one: BATCHGRAPH_TOKEN or --token)"
+                if code in ("UNAUTHENTICATED", "FORBIDDEN") and not self.token
+                else ""
+            )
+            raise ClientError(f"{code}: {error.get('message')}{hint}")
         data = body.get("data")
         if not isinstance(data, dict):
             raise ClientError(f"{self.url} answered without data")

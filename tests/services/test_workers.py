@@ -96,7 +96,7 @@ async def test_a_silent_worker_is_lost_and_its_jobs_go_back(db: Database) -> Non
         now = max(datetime.now(UTC), await _up_for(uow, rules.DEFAULT_TIMEOUT_SECONDS + 1))
         done = await maintenance.lose_silent_workers(uow, now)
         await uow.commit()
-    assert done == "1 workers lost, 2 jobs back"
+    assert done == "1 worker lost, 2 jobs back"
     async with db.read_session() as s:
         jobs = list(await s.scalars(select(Job).where(Job.batch_id == batch.id).order_by(Job.id)))
         lost = await s.scalar(select(Worker).where(Worker.id == worker.id))
@@ -160,7 +160,7 @@ async def test_after_a_database_restart_no_worker_is_lost_before_it_could_heartb
     async with UnitOfWork(db.write_session, dispatcher=RecordingDispatcher()) as uow:
         late = await maintenance.lose_silent_workers(uow, started + timedelta(seconds=timeout + 1))
         await uow.commit()
-    assert late == "1 workers lost, 1 jobs back"
+    assert late == "1 worker lost, 1 job back"
 
 
 async def test_lost_messages_and_stalled_creations_are_sent_again(db: Database) -> None:
@@ -186,7 +186,7 @@ async def test_lost_messages_and_stalled_creations_are_sent_again(db: Database) 
     async with UnitOfWork(db.write_session, dispatcher=sent) as uow:
         done = await maintenance.resend_lost_messages(uow, datetime.now(UTC))
         await uow.commit()
-    assert done == "1 jobs and 1 creations sent again"
+    assert done == "1 job and 1 creation sent again"
     assert sorted(sent.sent) == sorted(
         [("jobs.run", (job_id,)), ("batches.create_chunk", (stalled.id, 0))]
     )
