@@ -58,13 +58,12 @@ async def prepare_database(url: str, *, batches: int) -> tuple[str, str]:
     """(an admin token's secret, a description of the data)."""
     import asyncio
 
-    from graphql_api.runtime import migrate
-
     from db.enums import TokenRole
     from db.session import connect
     from db.uow import UnitOfWork
     from domain.auth import service as auth
     from domain.auth.rules import Actor
+    from launcher.runtime import migrate
 
     base, _, name = _plain(url).rpartition("/")
     admin = await asyncpg.connect(f"{base}/postgres")

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable
 from typing import Any
 
 MAX_INT_DIGITS = 100
-_BAD_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
 
 
 class UnsafeJsonError(json.JSONDecodeError):
@@ -51,23 +49,31 @@ def _int(text: str) -> int:
 
 
 def bad_string(value: str) -> str | None:
-    """Why this string cannot be stored or compared, or None."""
-    found = _BAD_CHARACTERS.search(value)
-    if found is None:
-        return None
-    if found.group() == "\x00":
+    """Why this string cannot be stored or compared, or None.
+
+    In C at memory speed (a regular expression took ~180 ms over 15 MB): a lone
+    surrogate is the one thing strict UTF-8 cannot encode."""
+    if "\x00" in value:
         return "NUL characters (\\u0000) are not accepted"
-    return "Lone UTF-16 surrogates (\\ud800–\\udfff) are not accepted"
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Lone UTF-16 surrogates (\\ud800–\\udfff) are not accepted"
+    return None
 
 
-def check_value(value: object, *, max_depth: int) -> None:
+def check_value(value: object, *, max_depth: int, strings: bool = True) -> None:
     """Refuse bad strings and nesting deeper than ``max_depth`` (iteratively).
 
     Only containers go on the stack; strings are checked where they are met, which
-    keeps a 100,000-item list to ~0.1 s.
+    keeps a 100,000-item list to ~0.1 s. ``strings=False``: the strings are known to be
+    clean (see ``loads``); only the nesting is checked.
     """
     if isinstance(value, str):
-        _check_string(value)
+        if strings:
+            _check_string(value)
         return
     if not isinstance(value, dict | list):
         return
@@ -77,15 +83,16 @@ def check_value(value: object, *, max_depth: int) -> None:
         if depth > max_depth:
             raise UnsafeJsonError(f"JSON values may be nested at most {max_depth} deep")
         if isinstance(item, dict):
-            for key in item:
-                if isinstance(key, str) and _BAD_CHARACTERS.search(key) is not None:
-                    _check_string(key)
+            if strings:
+                for key in item:
+                    if isinstance(key, str):
+                        _check_string(key)
             children: Iterable[object] = item.values()
         else:
             children = item
         for child in children:
             if isinstance(child, str):
-                if _BAD_CHARACTERS.search(child) is not None:
+                if strings:
                     _check_string(child)
             elif isinstance(child, dict | list):
                 stack.append((child, depth + 1))
@@ -99,7 +106,14 @@ def _check_string(value: str) -> None:
 
 def loads(data: str | bytes, *, max_depth: int) -> object:
     """``json.loads`` that refuses what the module docstring lists, as UnsafeJsonError."""
+    # Bytes decoded here strictly hold no lone surrogate, and JSON strings cannot hold
+    # a raw NUL (control characters must be escaped): then only a ``\\u`` escape can
+    # make one, and without any backslash the strings need no scan (a 15 MB string
+    # would cost ~60 ms of it; looking for the one byte, ~1 ms). Text from elsewhere
+    # may hold anything: scanned.
+    scan = True
     if isinstance(data, bytes):
+        scan = b"\\" in data
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -108,5 +122,5 @@ def loads(data: str | bytes, *, max_depth: int) -> object:
         value = json.loads(data, parse_constant=_constant, parse_float=_float, parse_int=_int)
     except RecursionError as exc:
         raise UnsafeJsonError(f"JSON values may be nested at most {max_depth} deep") from exc
-    check_value(value, max_depth=max_depth + 3)  # the envelope: body, payload, variables
+    check_value(value, max_depth=max_depth + 3, strings=scan)  # + the envelope
     return value

@@ -154,7 +154,17 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             raise HTTPException(400, exc.reason) from exc
         if isinstance(parsed, list) and not parsed:
             raise HTTPException(400, "An empty list holds no operation")
+        longest = self._settings.limits.max_query_chars
         for operation in parsed if isinstance(parsed, list) else [parsed]:
+            if isinstance(operation.query, str) and len(operation.query) > longest:
+                # Before anything reads it: a 15 MB comment is refused at the price of
+                # its JSON (graphql-core's own limit locates its error by scanning it).
+                raise RequestRejected(
+                    400,
+                    ErrorCode.LIMIT_EXCEEDED,
+                    f"The document has {len(operation.query):,} characters; at most"
+                    f" {longest:,} (BATCHGRAPH_MAX_QUERY_CHARS)",
+                )
             # GET parameters do not pass through decode_json: check what they carry too.
             for text in (operation.query, operation.operation_name):
                 reason = safejson.bad_string(text) if isinstance(text, str) else None

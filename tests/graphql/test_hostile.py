@@ -134,7 +134,11 @@ async def test_huge_comment_or_string_under_the_body_limit(
         else f'{{ workspace(name: "{padding}") {{ id }} }}'
     )
     [error] = await refused_without_sql(client, sql_counter, {"query": query})
-    assert "Parsing aborted" in error["message"]
+    assert f"at most {LIMITS.max_query_chars:,}" in error["message"]
+    # A batch with one such document among others is refused as a whole.
+    batch = [{"query": "{ __typename }"}, {"query": query}]
+    [error] = await refused_without_sql(client, sql_counter, batch)
+    assert error["message"].startswith(f"The document has {len(query):,} characters")
 
 
 async def test_answered_requests_report_their_cost(client: httpx.AsyncClient) -> None:
