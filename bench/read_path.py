@@ -114,6 +114,7 @@ def batchgraph(url: str, port: int, workers: int, home: Path, compiled: bool = T
         "DATABASE_URL": url,
         "BROKER_URL": "redis://127.0.0.1:1/0",  # never used by reads
         "BATCHGRAPH_COMPILED_READS": "true" if compiled else "false",
+        "BATCHGRAPH_RATE_LIMIT_ENABLED": "false",  # throughput is measured, not budgets
     }
     cmd = [
         sys.executable, "-m", "uvicorn", "graphql_api.app:app_from_env", "--factory",

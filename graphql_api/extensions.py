@@ -24,7 +24,14 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, OperationDefinitionNode
+import orjson
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+)
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from starlette.requests import Request
 from starlette.responses import Response
@@ -43,6 +50,10 @@ from graphql_api.shape import ShapeError, check_shape
 VALIDATION_CACHE_SIZE = 1024
 _Outcome = list[GraphQLError]
 _validated: OrderedDict[tuple[str, tuple[type[ASTValidationRule], ...]], _Outcome] = OrderedDict()
+# Costs of recent (document, operation, small variables): a client's poll repeats them.
+COST_CACHE_SIZE = 1024
+COST_CACHE_MAX_INPUT_VALUES = 64
+_costs: OrderedDict[tuple[str, str | None, bytes], int] = OrderedDict()
 
 
 def _validate(execution_context: Any, limits: Limits) -> _Outcome:
@@ -74,7 +85,6 @@ def _operations(document: DocumentNode | None) -> int:
 
 class RequestPolicy(SchemaExtension):
     limits: Limits = Limits()
-    _list_sizes: dict[str, int] | None = None
 
     def __init__(self) -> None:
         self.cost: int | None = None
@@ -140,25 +150,19 @@ class RequestPolicy(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         ctx = self.execution_context
         assert ctx.graphql_document is not None
-        self.cost = operation_cost(
+        self.cost, self.input_values = appraise(
+            self.limits,
             ctx.schema._schema,
-            ctx.graphql_document,
+            query=ctx.query,
+            document=ctx.graphql_document,
             operation_name=ctx.operation_name,
             variables=ctx.variables,
-            default_page_size=self.limits.default_page_size,
-            list_sizes=self._sizes(),
         )
-        self.input_values = input_values(ctx.variables)
         context: Any = ctx.context
-        anonymous_cap = self.limits.max_anonymous_input_values
-        if context is not None and context.actor is None and self.input_values > anonymous_cap:
+        anonymous = context is not None and context.actor is None
+        if anonymous and self.input_values > self.limits.max_anonymous_input_values:
             await self._spend(1)
-            raise ApiError(
-                ErrorCode.LIMIT_EXCEEDED,
-                f"This operation's variables hold {self.input_values} JSON values; at most"
-                f" {anonymous_cap} without a token",
-                inputValues={"requested": self.input_values, "maximum": anonymous_cap},
-            )
+            raise too_many_inputs(self.limits, self.input_values)
         earlier = 0
         if context is not None and isinstance(context.request, Request):
             # The operations of one batched HTTP request share one maximum.
@@ -166,60 +170,120 @@ class RequestPolicy(SchemaExtension):
             context._extra["cost"] = earlier + self.cost
         if earlier + self.cost > self.limits.max_cost:
             await self._spend(1)
-            whole = f" ({earlier} by this request's earlier operations)" if earlier else ""
-            raise ApiError(
-                ErrorCode.LIMIT_EXCEEDED,
-                f"This operation may return {self.cost} objects{whole}; at most"
-                f" {self.limits.max_cost} per request (ask for smaller pages)",
-                cost={"requested": earlier + self.cost, "maximum": self.limits.max_cost},
-            )
+            raise too_costly(self.limits, self.cost, earlier)
         price = points(self.cost, self.input_values)
         spent = await self._spend(price)
         if spent is not None and not spent.allowed:
-            raise ApiError(
-                ErrorCode.RATE_LIMITED,
-                f"The budget of {spent.limit} points per minute is spent; this operation"
-                f" costs {price}. Retry in {spent.reset_seconds} s",
-                cost={"requested": self.cost, "inputValues": self.input_values, "points": price},
-                retryAfter=spent.reset_seconds,
-            )
+            raise rate_limited(spent, self.cost, self.input_values)
         yield
-
-    def _sizes(self) -> dict[str, int]:
-        cls = type(self)
-        if cls._list_sizes is None:  # the schema's own figures, once per process
-            cls._list_sizes = {
-                **LIST_SIZES,
-                **introspection_sizes(self.execution_context.schema._schema),
-            }
-        return cls._list_sizes
 
     def get_results(self) -> dict[str, Any]:
         """``extensions.cost`` of every answered operation."""
         if self.cost is None:
             return {}
-        found: dict[str, Any] = {
-            "requested": self.cost,
-            "maximum": self.limits.max_cost,
-            "inputValues": self.input_values,
-        }
-        if self.spent is not None and self.spent.limit:
-            found["points"] = points(self.cost, self.input_values)
-            found["pointsRemaining"] = self.spent.remaining
-        return {"cost": found}
+        return cost_report(self.limits, self.cost, self.input_values, self.spent)
 
     async def _spend(self, amount: int) -> Spent | None:
-        context: Any = self.execution_context.context
-        budgets = getattr(context, "budgets", None)
-        if budgets is None:
-            self.spent = Spent(allowed=True, limit=0, remaining=0, reset_seconds=0)
-            return None
-        self.spent = await budgets.spend(identity(context.actor, context.request), amount)
-        response = getattr(context, "response", None)
-        if isinstance(response, Response):
-            for name, value in self.spent.headers().items():
-                response.headers[name] = value
-        return self.spent
+        self.spent, charged = await spend(self.execution_context.context, amount)
+        return self.spent if charged else None
+
+
+# --- the pieces of the policy the prepared reads (graphql_api.prepared) share -------
+
+_list_sizes: dict[str, int] = {}
+
+
+def appraise(
+    limits: Limits,
+    schema: GraphQLSchema,
+    *,
+    query: str | None,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+) -> tuple[int, int]:
+    """(cost, input values) of an operation. The cost is a function of the document
+    text, the operation and the variables' values: kept for few variables."""
+    values = input_values(variables)
+    key = None
+    if query and values <= COST_CACHE_MAX_INPUT_VALUES:
+        try:
+            encoded = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # e.g. an integer past 64 bits: computed, not kept
+            encoded = None
+        if encoded is not None:
+            key = (query, operation_name, encoded)
+            found = _costs.get(key)
+            if found is not None:
+                _costs.move_to_end(key)
+                return found, values
+    if not _list_sizes:  # the schema's own figures, once per process
+        _list_sizes.update({**LIST_SIZES, **introspection_sizes(schema)})
+    cost = operation_cost(
+        schema,
+        document,
+        operation_name=operation_name,
+        variables=variables,
+        default_page_size=limits.default_page_size,
+        list_sizes=_list_sizes,
+    )
+    if key is not None:
+        _costs[key] = cost
+        while len(_costs) > COST_CACHE_SIZE:
+            _costs.popitem(last=False)
+    return cost, values
+
+
+def too_many_inputs(limits: Limits, values: int) -> ApiError:
+    cap = limits.max_anonymous_input_values
+    return ApiError(
+        ErrorCode.LIMIT_EXCEEDED,
+        f"This operation's variables hold {values} JSON values; at most {cap} without a token",
+        inputValues={"requested": values, "maximum": cap},
+    )
+
+
+def too_costly(limits: Limits, cost: int, earlier: int = 0) -> ApiError:
+    whole = f" ({earlier} by this request's earlier operations)" if earlier else ""
+    return ApiError(
+        ErrorCode.LIMIT_EXCEEDED,
+        f"This operation may return {cost} objects{whole}; at most"
+        f" {limits.max_cost} per request (ask for smaller pages)",
+        cost={"requested": earlier + cost, "maximum": limits.max_cost},
+    )
+
+
+def rate_limited(spent: Spent, cost: int, values: int) -> ApiError:
+    price = points(cost, values)
+    return ApiError(
+        ErrorCode.RATE_LIMITED,
+        f"The budget of {spent.limit} points per minute is spent; this operation"
+        f" costs {price}. Retry in {spent.reset_seconds} s",
+        cost={"requested": cost, "inputValues": values, "points": price},
+        retryAfter=spent.reset_seconds,
+    )
+
+
+async def spend(context: Any, amount: int) -> tuple[Spent, bool]:
+    """Take ``amount`` points from the caller's budget; the rate-limit headers go on the
+    response. (the outcome, whether budgets are kept at all)."""
+    budgets = getattr(context, "budgets", None)
+    if budgets is None:
+        return Spent(allowed=True, limit=0, remaining=0, reset_seconds=0), False
+    spent: Spent = await budgets.spend(identity(context.actor, context.request), amount)
+    response = getattr(context, "response", None)
+    if isinstance(response, Response):
+        for name, value in spent.headers().items():
+            response.headers[name] = value
+    return spent, True
+
+
+def cost_report(limits: Limits, cost: int, values: int, spent: Spent | None) -> dict[str, Any]:
+    found: dict[str, Any] = {"requested": cost, "maximum": limits.max_cost, "inputValues": values}
+    if spent is not None and spent.limit:
+        found["points"] = points(cost, values)
+        found["pointsRemaining"] = spent.remaining
+    return {"cost": found}
 
 
 def request_policy(limits: Limits) -> type[RequestPolicy]:

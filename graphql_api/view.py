@@ -29,12 +29,16 @@ from domain.ports import Dispatcher, FileStores
 from graphql_api import safejson
 from graphql_api.auth.authenticator import Authenticator
 from graphql_api.auth.revocation import TokenStatus
+from graphql_api.compiled.extension import answer, planner_of
+from graphql_api.compiled.spec import Scope as ReadScope
 from graphql_api.context import Context
 from graphql_api.errors import error_response, fold_statuses, present, status_for
+from graphql_api.extensions import appraise, cost_report, rate_limited, spend
 from graphql_api.fanout import JobEventHub
 from graphql_api.graphiql import render_graphiql
 from graphql_api.jsonenc import dumps, dumps_text
-from graphql_api.ratelimit import Budgets, identity
+from graphql_api.prepared import single_operation
+from graphql_api.ratelimit import Budgets, identity, points
 from graphql_api.requestid import current_request_id
 from graphql_api.settings import ApiSettings
 from graphql_api.websocket import TransportWSHandler
@@ -84,6 +88,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         self._hub = hub
         self.read_pool: asyncpg.Pool | None = None  # opened by the app's lifespan
         self._stores = stores
+        self._planner = planner_of(self.schema)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,7 +96,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             return
         request = Request(scope=scope, receive=receive)
         try:
-            response = await self.run(request)
+            response = await self._answer_prepared(request) or await self.run(request)
         except RequestRejected as exc:
             response = error_response(exc.status, exc.code, exc.message, headers=exc.headers)
         except HTTPException as exc:
@@ -111,6 +116,69 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             # an error like any other, not a plain-text 500.
             response = self._unexpected(exc)
         await response(scope, receive, send)
+
+    async def _answer_prepared(self, request: Request) -> Response | None:
+        """A document the compiled path answered whole before, answered again without
+        strawberry's machinery; None: the full way answers (graphql_api.prepared)."""
+        planner = self._planner
+        if (
+            planner is None
+            or not self._settings.compiled_reads
+            or request.method != "POST"
+            or request.headers.get("content-type", "").partition(";")[0].strip().lower()
+            != "application/json"
+        ):
+            return None
+        try:
+            ask = single_operation(self.decode_json(await request.body()))
+        except (json.JSONDecodeError, RecursionError):  # the full way says what is wrong
+            return None
+        prepared = planner.prepared.recall(ask) if ask is not None else None
+        if ask is None or prepared is None:
+            return None
+        sub_response = await self.get_sub_response(request)
+        context = await self.get_context(request, response=sub_response)
+        limits = self._settings.limits
+        cost, values = appraise(
+            limits,
+            self.schema._schema,  # type: ignore[attr-defined]
+            query=ask.query,
+            document=prepared.document,
+            operation_name=ask.operation_name,
+            variables=ask.variables,
+        )
+        anonymous_cap = limits.max_anonymous_input_values
+        if cost > limits.max_cost or (context.actor is None and values > anonymous_cap):
+            return None  # refused the full way, in its words
+        plan = planner.plan(
+            query=ask.query,
+            document=prepared.document,
+            definition=prepared.definition,
+            operation_name=ask.operation_name,
+            raw_variables=ask.variables,
+            scope=ReadScope(actor=context.actor, settings=self._settings),
+        )
+        if plan is None or plan.fallback or not (plan.compiled or plan.answers):
+            return None
+        spent, _ = await spend(context, points(cost, values))
+        result = ExecutionResult(
+            data=None, errors=None, extensions=cost_report(limits, cost, values, spent)
+        )
+        if not spent.allowed:
+            result.errors = [present(rate_limited(spent, cost, values), context.request_id)]
+        else:
+            texts: dict[str, Any] = {}
+            if plan.compiled:
+                try:
+                    texts = await planner.run(self._db, plan, self.read_pool)
+                except Exception:  # the full way falls back to the resolvers (and
+                    # charges again: a statement that fails is rare)
+                    return None
+            result.data = answer(plan, texts)
+        planner.prepared.answered += 1
+        context.compiled_plan = plan
+        response = await self.process_result(request, result)
+        return self.create_response(response, sub_response)
 
     def _unexpected(self, exc: BaseException) -> Response:
         if is_pool_timeout(exc):

@@ -64,6 +64,7 @@ class CompiledReads(SchemaExtension):
             data |= {k: RawJSON(v) if v is not None else None for k, v in texts.items()}
         if not plan.fallback:
             ctx.result = ExecutionResult(data=_ordered(plan, data), errors=None)
+            self._prepare()
             yield
             return
         original = ctx.graphql_document
@@ -76,6 +77,17 @@ class CompiledReads(SchemaExtension):
         if result is not None and result.data is not None:
             data |= result.data
             result.data = _ordered(plan, data)
+
+    def _prepare(self) -> None:
+        """Answered whole: the view may answer this text again directly
+        (graphql_api.prepared)."""
+        ctx = self.execution_context
+        definition = _operation(ctx.graphql_document, ctx.operation_name)
+        if ctx.query and ctx.graphql_document is not None and definition is not None:
+            assert self.planner is not None
+            self.planner.prepared.remember(
+                ctx.query, ctx._provided_operation_name, ctx.graphql_document, definition
+            )
 
     def _plan(self) -> Plan | None:
         ctx = self.execution_context
@@ -106,10 +118,26 @@ def compiled_reads(planner: Planner | None) -> type[CompiledReads]:
     return type("BoundCompiledReads", (CompiledReads,), {"planner": planner})
 
 
+def planner_of(schema: Any) -> Planner | None:
+    """The process's planner, found on the schema's extensions (graphql_api.schema)."""
+    for extension in schema.extensions:
+        if isinstance(extension, type) and issubclass(extension, CompiledReads):
+            return extension.planner
+    return None
+
+
 def context_report(context: Any, plan: Plan | None) -> None:
     """What was compiled, for tests and debugging (``context.compiled_plan``)."""
     if context is not None and hasattr(context, "compiled_plan"):
         context.compiled_plan = plan
+
+
+def answer(plan: Plan, texts: dict[str, Any]) -> dict[str, Any]:
+    """The data of a plan answered whole: its Python answers and its statement's JSON
+    texts, in the order of the document."""
+    data: dict[str, Any] = dict(plan.answers)
+    data |= {k: RawJSON(v) if v is not None else None for k, v in texts.items()}
+    return _ordered(plan, data)
 
 
 def _ordered(plan: Plan, data: dict[str, Any]) -> dict[str, Any]:

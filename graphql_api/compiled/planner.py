@@ -27,6 +27,7 @@ from graphql_api.compiled import roots, types_batches, types_catalog  # noqa: F4
 from graphql_api.compiled.roots import Answer, render
 from graphql_api.compiled.selection import Field, Operation, Unsupported
 from graphql_api.compiled.spec import Binding, Build, Fallback, Row, Scope, bind, spec_for
+from graphql_api.prepared import PreparedReads
 
 log = logging.getLogger(__name__)
 DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
@@ -86,6 +87,8 @@ class Planner:
         # Documents without variables plan the same way every time for the same kind of
         # caller: their plans are kept (without Python answers, which name the caller).
         self.fixed: OrderedDict[tuple[Any, ...], Plan] = OrderedDict()
+        # Documents answered whole, which the view answers again directly.
+        self.prepared = PreparedReads()
 
     # --- planning --------------------------------------------------------------------
 

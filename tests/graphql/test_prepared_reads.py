@@ -1,0 +1,212 @@
+"""Prepared reads (graphql_api.prepared): a document the compiled path answered whole is
+answered again by the view directly. Each answer must be the one the full way gives —
+the same body, status and budget headers, for every caller — and anything the lane
+does not take must still get the full way's answer."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+
+from db.enums import TokenRole
+from db.session import Database
+from graphql_api.app import create_app
+from jobs.broker import build_broker
+from jobs.dispatch import DramatiqDispatcher
+from tests.conftest import StatementCounter
+from tests.factories import make_batch, make_task_type, make_token, make_workspace
+from tests.factories import two_node_definition as definition
+from tests.graphql.conftest import SETTINGS, Api
+from tests.graphql.differential import _normalized, both, first_difference
+from tests.graphql.test_differential import planner
+
+READS: list[tuple[str, dict[str, Any] | None, str | None]] = [
+    ("{ batches(first: 3) { totalCount edges { node { id title } } } }", None, None),
+    ("query($n: Int) { batches(first: $n) { edges { cursor node { title } } } }", {"n": 2}, None),
+    ("{ viewer { role authenticated } __typename }", None, None),  # answered in Python
+    ("{ workspaces { edges { node { name public } } } }", None, None),
+    ("query A { viewer { role } } query B { workspaces { totalCount } }", None, "B"),
+]
+
+
+def unique(query: str) -> str:
+    """The document as no earlier test sent it (the prepared documents are per process)."""
+    return f"{query}\n# {uuid.uuid4().hex}"
+
+
+async def post(
+    api: Api, query: str, variables: dict[str, Any] | None, name: str | None, token: str | None
+) -> httpx.Response:
+    body: dict[str, Any] = {"query": query}
+    if variables is not None:
+        body["variables"] = variables
+    if name is not None:
+        body["operationName"] = name
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return await api.client.post("/graphql", json=body, headers=headers)
+
+
+@pytest.fixture
+async def tokens(db: Database) -> dict[str, str | None]:
+    await make_task_type(db, "resize")
+    await make_task_type(db, "thumb")
+    for title in ("one", "two", "three", "four"):
+        await make_batch(db, definition([{"url": "u", "width": 1}]), title=title)
+    await make_workspace(db, "hidden")
+    await make_workspace(db, "open", public=True)
+    return {
+        "anonymous": None,
+        "reader": (await make_token(db, role=TokenRole.READER))[1],
+        "admin": (await make_token(db, role=TokenRole.ADMIN))[1],
+    }
+
+
+@pytest.mark.parametrize("index", range(len(READS)))
+async def test_a_repeated_read_is_answered_directly_and_as_the_full_way_answers(
+    api: Api,
+    resolver_api: Api,
+    tokens: dict[str, str | None],
+    sql_counter: StatementCounter,
+    index: int,
+) -> None:
+    text, variables, name = READS[index]
+    query = unique(text)
+    prepared = planner().prepared
+    for role, token in tokens.items():
+        before = prepared.answered
+        full = await post(api, query, variables, name, token)  # the first of this caller
+        sql_counter.statements.clear()
+        again = await post(api, query, variables, name, token)
+        # One statement, after the token is known (none for answers computed in Python).
+        assert sql_counter.count <= 1, sql_counter.statements
+        reference = await post(resolver_api, query, variables, name, token)
+        # The first request of all went the full way; every later one went directly.
+        assert prepared.answered - before == (1 if role == "anonymous" else 2)
+        assert again.status_code == full.status_code == reference.status_code == 200
+        a, b, c = (_normalized(r.json()) for r in (again, full, reference))
+        assert a == b == c, first_difference(a, c) or first_difference(a, b)
+        assert "errors" not in a
+        assert again.headers["content-type"] == full.headers["content-type"]
+        assert again.headers["x-request-id"] != full.headers["x-request-id"]
+
+
+async def test_each_caller_sees_only_what_it_may_read(
+    api: Api, tokens: dict[str, str | None]
+) -> None:
+    query = unique("{ workspaces { totalCount edges { node { name } } } }")
+    names: dict[str, list[str]] = {}
+    for role in ("admin", "anonymous", "reader", "anonymous", "admin"):  # prepared by admin
+        data = (await post(api, query, None, None, tokens[role])).json()["data"]
+        found = [e["node"]["name"] for e in data["workspaces"]["edges"]]
+        assert data["workspaces"]["totalCount"] == len(found)
+        assert names.setdefault(role, found) == found
+    assert "hidden" in names["admin"]
+    assert "hidden" in names["reader"]
+    assert "hidden" not in names["anonymous"]
+    assert "open" in names["anonymous"]
+
+
+# Prepared with the first variables, then sent with the second: over the cost maximum,
+# a page over the limit, a variable of the wrong type, a bad cursor, a missing variable.
+REFUSED: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
+    (
+        "query($n: Int, $m: Int) { batches(first: $n) { edges { node {"
+        " jobs(first: $m) { edges { node { events(first: $m) { totalCount } } } } } } } }",
+        {"n": 1, "m": 1},
+        {"n": 100, "m": 100},
+        "LIMIT_EXCEEDED",
+    ),
+    (
+        "query($n: Int) { batches(first: $n) { totalCount } }",
+        {"n": 1},
+        {"n": 101},
+        "LIMIT_EXCEEDED",
+    ),
+    (
+        "query($n: Int) { batches(first: $n) { totalCount } }",
+        {"n": 1},
+        {"n": "many"},
+        "BAD_REQUEST",
+    ),
+    (
+        "query($c: String) { batches(after: $c) { totalCount } }",
+        {"c": None},
+        {"c": "%%%"},
+        "BAD_REQUEST",
+    ),
+    ("query($n: Int!) { batches(first: $n) { totalCount } }", {"n": 1}, {}, "BAD_REQUEST"),
+]
+
+
+@pytest.mark.parametrize("index", range(len(REFUSED)))
+async def test_what_the_lane_does_not_take_gets_the_full_ways_answer(
+    api: Api, resolver_api: Api, tokens: dict[str, str | None], index: int
+) -> None:
+    text, prepared_with, variables, code = REFUSED[index]
+    query = unique(text)
+    assert (await post(api, query, prepared_with, None, tokens["reader"])).status_code == 200
+    before = planner().prepared.answered
+    compiled, resolved = await both(api, resolver_api, query, variables, tokens["reader"])
+    assert compiled == resolved, first_difference(compiled, resolved)
+    assert compiled[1]["errors"][0]["extensions"]["code"] == code
+    assert planner().prepared.answered == before
+
+
+async def test_bodies_that_are_not_one_plain_operation_go_the_full_way(
+    api: Api, tokens: dict[str, str | None]
+) -> None:
+    query = unique("{ workspaces { totalCount } }")
+    assert (await post(api, query, None, None, tokens["reader"])).status_code == 200
+    before = planner().prepared.answered
+    headers = {"authorization": f"Bearer {tokens['reader']}"}
+    for body in (
+        [{"query": query}, {"query": query}],  # a batch
+        {"query": query, "extensions": {"persistedQuery": {"version": 1}}},
+        {"query": query, "variables": None, "unknown": 1},
+    ):
+        response = await api.client.post("/graphql", json=body, headers=headers)
+        assert response.status_code in (200, 400), response.text
+    as_text = await api.client.post(
+        "/graphql",
+        content=f'{{"query": {query!r}}}'.replace("'", '"').encode(),
+        headers={**headers, "content-type": "text/plain"},
+    )
+    assert as_text.status_code in (200, 400, 415), as_text.text
+    assert planner().prepared.answered == before
+
+
+@pytest.fixture
+async def budget_api(db: Database) -> Any:
+    settings = replace(SETTINGS, rate_limit_enabled=True, rate_limit_points=10)
+    app = create_app(
+        settings=settings, db=db, dispatcher=DramatiqDispatcher(build_broker("redis://:1/0"))
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        yield Api(c)
+
+
+async def test_the_budget_is_spent_and_refused_as_the_full_way_does(
+    budget_api: Api, tokens: dict[str, str | None]
+) -> None:
+    # 300 objects: 3 points each. A budget of 10 answers three (the first the full way);
+    # the fourth finds a point left at the door and is refused by the lane's own spend.
+    query = unique("{ batches(first: 100) { edges { node { jobs(first: 2) { totalCount } } } } }")
+    before = planner().prepared.answered
+    answers = [await post(budget_api, query, None, None, tokens["reader"]) for _ in range(4)]
+    assert planner().prepared.answered - before == 3
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    assert [r.headers["x-ratelimit-remaining"] for r in answers] == ["7", "4", "1", "1"]
+    costs = [r.json()["extensions"]["cost"] for r in answers]
+    assert [c["pointsRemaining"] for c in costs] == [7, 4, 1, 1]
+    assert all(c["points"] == 3 and c["requested"] == 300 for c in costs)
+    refused = answers[-1].json()
+    assert refused["data"] is None
+    [error] = refused["errors"]
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert error["extensions"]["cost"] == {"requested": 300, "inputValues": 0, "points": 3}
+    assert error["extensions"]["requestId"] == answers[-1].headers["x-request-id"]
+    assert int(answers[-1].headers["retry-after"]) >= 1
