@@ -8,8 +8,8 @@ from domain.errors import ErrorCode
 from graphql_api.errors import error_response
 
 
-class _TooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """Raised by ``receive`` past the limit; whoever reads the body lets it through."""
 
 
 class BodyLimitMiddleware:
@@ -38,7 +38,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -48,7 +48,7 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
+        except BodyTooLarge:
             if started:
                 raise
             await self._refuse(scope, receive, send)

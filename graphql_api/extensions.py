@@ -16,6 +16,11 @@ Every operation, over HTTP or a websocket, passes the same gates in order:
    masked and logged).
 
 Refusals happen before any resolver runs, so they cost no SQL.
+
+A query answered whole by the compiled path is answered again by the view directly
+(graphql_api.prepared): gates 1 and 2 depend on the document alone and it passed
+them; gates 3 and 4 it passes through this module's functions (``appraise``,
+``refusal``, ``spend``, ``rate_limited``, ``cost_report``), as the policy does.
 """
 
 from __future__ import annotations
@@ -159,18 +164,22 @@ class RequestPolicy(SchemaExtension):
             variables=ctx.variables,
         )
         context: Any = ctx.context
-        anonymous = context is not None and context.actor is None
-        if anonymous and self.input_values > self.limits.max_anonymous_input_values:
-            await self._spend(1)
-            raise too_many_inputs(self.limits, self.input_values)
         earlier = 0
         if context is not None and isinstance(context.request, Request):
-            # The operations of one batched HTTP request share one maximum.
+            # The operations of one batched HTTP request share one maximum: what the
+            # request asks for, refused operations included.
             earlier = context._extra.get("cost", 0)
             context._extra["cost"] = earlier + self.cost
-        if earlier + self.cost > self.limits.max_cost:
+        refused = refusal(
+            self.limits,
+            anonymous=context is not None and context.actor is None,
+            cost=self.cost,
+            values=self.input_values,
+            earlier=earlier,
+        )
+        if refused is not None:
             await self._spend(1)
-            raise too_costly(self.limits, self.cost, earlier)
+            raise refused
         price = points(self.cost, self.input_values)
         spent = await self._spend(price)
         if spent is not None and not spent.allowed:
@@ -202,7 +211,8 @@ def appraise(
     operation_name: str | None,
     variables: dict[str, Any] | None,
 ) -> tuple[int, int]:
-    """(cost, input values) of an operation. The cost is a function of the document
+    """(cost, input values) of an operation. For one process (one schema, one set of
+    limits: graphql_api.schema builds it once) the cost is a function of the document
     text, the operation and the variables' values: kept for few variables."""
     values = input_values(variables)
     key = None
@@ -232,6 +242,18 @@ def appraise(
         while len(_costs) > COST_CACHE_SIZE:
             _costs.popitem(last=False)
     return cost, values
+
+
+def refusal(
+    limits: Limits, *, anonymous: bool, cost: int, values: int, earlier: int = 0
+) -> ApiError | None:
+    """Why an operation of this cost and input is refused before it runs, or None.
+    ``earlier``: the cost of the same request's earlier operations."""
+    if anonymous and values > limits.max_anonymous_input_values:
+        return too_many_inputs(limits, values)
+    if earlier + cost > limits.max_cost:
+        return too_costly(limits, cost, earlier)
+    return None
 
 
 def too_many_inputs(limits: Limits, values: int) -> ApiError:

@@ -29,6 +29,7 @@ from graphql_api.ids import split_id
 from graphql_api.jobs.mutations import JobMutations
 from graphql_api.jobs.queries import JobQueries
 from graphql_api.meta.queries import MetaQueries
+from graphql_api.prepared import PreparedReads
 from graphql_api.scalars import DateTime
 from graphql_api.settings import Limits
 from graphql_api.subscriptions import RenderedEventExecutor, Subscription
@@ -80,6 +81,10 @@ class Mutation(
 
 
 class BatchgraphSchema(strawberry.Schema):
+    # The process's read planner and its documents answered whole (set by build_schema).
+    planner: Planner | None = None
+    prepared: PreparedReads | None = None
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -96,12 +101,13 @@ class Executor(LeafLists, RenderedEventExecutor):
 
 
 @functools.cache
-def build_schema(limits: Limits) -> strawberry.Schema:
+def build_schema(limits: Limits) -> BatchgraphSchema:
     """The process's schema. Limits are part of it; a second, different one cannot be built."""
     if build_schema.cache_info().currsize > 0:
         raise RuntimeError("the schema is built once per process, with one set of limits")
     # Last: its on_execute runs innermost, after every other extension's checks.
-    reads = compiled_reads(None)
+    prepared = PreparedReads()
+    reads = compiled_reads(None, prepared)
     schema = BatchgraphSchema(
         query=Query,
         mutation=Mutation,
@@ -120,7 +126,8 @@ def build_schema(limits: Limits) -> strawberry.Schema:
             reads,
         ],
     )
-    reads.planner = Planner(schema)
+    reads.planner = schema.planner = Planner(schema)
+    schema.prepared = prepared
     return schema
 
 

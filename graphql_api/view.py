@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -26,24 +27,26 @@ from db.events import EventBus
 from db.session import Database
 from domain.errors import ErrorCode, UnauthenticatedError
 from domain.ports import Dispatcher, FileStores
-from graphql_api import safejson
+from graphql_api import prepared, safejson
 from graphql_api.auth.authenticator import Authenticator
 from graphql_api.auth.revocation import TokenStatus
-from graphql_api.compiled.extension import answer, planner_of
-from graphql_api.compiled.spec import Scope as ReadScope
+from graphql_api.bodylimit import BodyTooLarge
 from graphql_api.context import Context
 from graphql_api.errors import error_response, fold_statuses, present, status_for
-from graphql_api.extensions import appraise, cost_report, rate_limited, spend
 from graphql_api.fanout import JobEventHub
 from graphql_api.graphiql import render_graphiql
 from graphql_api.jsonenc import dumps, dumps_text
 from graphql_api.prepared import single_operation
-from graphql_api.ratelimit import Budgets, identity, points
+from graphql_api.ratelimit import Budgets, identity
 from graphql_api.requestid import current_request_id
+from graphql_api.schema import BatchgraphSchema
 from graphql_api.settings import ApiSettings
 from graphql_api.websocket import TransportWSHandler
 
 log = logging.getLogger("batchgraph.errors")
+# This request's body and its decoded JSON, once decoded (graphql_api.prepared): the
+# full way, when it answers, does not decode it again.
+_decoded: ContextVar[tuple[bytes, object] | None] = ContextVar("decoded_body", default=None)
 
 
 class RequestRejected(Exception):
@@ -88,13 +91,16 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         self._hub = hub
         self.read_pool: asyncpg.Pool | None = None  # opened by the app's lifespan
         self._stores = stores
-        self._planner = planner_of(self.schema)
+        schema = self.schema if isinstance(self.schema, BatchgraphSchema) else None
+        self._planner = schema.planner if schema is not None else None
+        self._prepared = schema.prepared if schema is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         request = Request(scope=scope, receive=receive)
+        memo = _decoded.set(None)
         try:
             response = await self._answer_prepared(request) or await self.run(request)
         except RequestRejected as exc:
@@ -106,6 +112,8 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
                 else ErrorCode.BAD_REQUEST
             )
             response = error_response(exc.status_code, code, exc.reason)
+        except BodyTooLarge:
+            raise  # answered 413 by the body limit (graphql_api.bodylimit)
         except Exception as exc:
             response = self._unexpected(exc)
         except asyncio.CancelledError as exc:
@@ -115,68 +123,39 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             # A stray cancellation (e.g. of shared work another branch gave up on):
             # an error like any other, not a plain-text 500.
             response = self._unexpected(exc)
+        finally:
+            _decoded.reset(memo)
         await response(scope, receive, send)
 
     async def _answer_prepared(self, request: Request) -> Response | None:
-        """A document the compiled path answered whole before, answered again without
+        """A query the compiled path answered whole before, answered again without
         strawberry's machinery; None: the full way answers (graphql_api.prepared)."""
-        planner = self._planner
         if (
-            planner is None
+            self._planner is None
+            or self._prepared is None
             or not self._settings.compiled_reads
             or request.method != "POST"
             or request.headers.get("content-type", "").partition(";")[0].strip().lower()
             != "application/json"
         ):
             return None
+        sub_response = await self.get_sub_response(request)
+        # Authentication and the budget's door check come before the body is read.
+        context = await self.get_context(request, response=sub_response)
+        body = await request.body()
         try:
-            ask = single_operation(self.decode_json(await request.body()))
+            decoded = self.decode_json(body)
         except (json.JSONDecodeError, RecursionError):  # the full way says what is wrong
             return None
-        prepared = planner.prepared.recall(ask) if ask is not None else None
-        if ask is None or prepared is None:
+        _decoded.set((body, decoded))  # the full way decodes it once only
+        operation = single_operation(decoded)
+        known = self._prepared.recall(operation) if operation is not None else None
+        if operation is None or known is None:
             return None
-        sub_response = await self.get_sub_response(request)
-        context = await self.get_context(request, response=sub_response)
-        limits = self._settings.limits
-        cost, values = appraise(
-            limits,
-            self.schema._schema,  # type: ignore[attr-defined]
-            query=ask.query,
-            document=prepared.document,
-            operation_name=ask.operation_name,
-            variables=ask.variables,
-        )
-        anonymous_cap = limits.max_anonymous_input_values
-        if cost > limits.max_cost or (context.actor is None and values > anonymous_cap):
-            return None  # refused the full way, in its words
-        plan = planner.plan(
-            query=ask.query,
-            document=prepared.document,
-            definition=prepared.definition,
-            operation_name=ask.operation_name,
-            raw_variables=ask.variables,
-            scope=ReadScope(actor=context.actor, settings=self._settings),
-        )
-        if plan is None or plan.fallback or not (plan.compiled or plan.answers):
+        result = await prepared.execute(self._planner, known, operation, context)
+        if result is None:
             return None
-        spent, _ = await spend(context, points(cost, values))
-        result = ExecutionResult(
-            data=None, errors=None, extensions=cost_report(limits, cost, values, spent)
-        )
-        if not spent.allowed:
-            result.errors = [present(rate_limited(spent, cost, values), context.request_id)]
-        else:
-            texts: dict[str, Any] = {}
-            if plan.compiled:
-                try:
-                    texts = await planner.run(self._db, plan, self.read_pool)
-                except Exception:  # the full way falls back to the resolvers (and
-                    # charges again: a statement that fails is rare)
-                    return None
-            result.data = answer(plan, texts)
-        planner.prepared.answered += 1
-        context.compiled_plan = plan
+        self._prepared.answered += 1
         response = await self.process_result(request, result)
         return self.create_response(response, sub_response)
 
@@ -201,6 +180,9 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         return safejson.loads(data, max_depth=self._settings.limits.max_json_depth)
 
     def parse_json(self, data: str | bytes) -> Any:
+        found = _decoded.get()
+        if found is not None and found[0] is data:
+            return found[1]
         try:
             return self.decode_json(data)
         except safejson.UnsafeJsonError as exc:

@@ -35,4 +35,9 @@ def test_every_name_a_script_imports_exists(script: Path, monkeypatch: pytest.Mo
                 except ImportError:
                     missing.append(f"{node.module}.{alias.name}")
     assert not missing, missing
-    assert SCRIPTS
+
+
+def test_the_scripts_are_found() -> None:
+    assert {"bench/read_path.py", "bench/execution.py"} <= {
+        str(p.relative_to(ROOT)) for p in SCRIPTS
+    }

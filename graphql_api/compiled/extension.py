@@ -27,13 +27,14 @@ from strawberry.types.graphql import OperationType
 
 from graphql_api.compiled.planner import Plan, Planner
 from graphql_api.compiled.spec import Scope
-from graphql_api.jsonenc import RawJSON
+from graphql_api.prepared import PreparedReads
 
 log = logging.getLogger(__name__)
 
 
 class CompiledReads(SchemaExtension):
     planner: Planner | None = None  # one per process (set by ``compiled_reads``)
+    prepared: PreparedReads | None = None  # documents answered whole (graphql_api.prepared)
 
     async def on_execute(self) -> AsyncIterator[None]:
         ctx = self.execution_context
@@ -49,21 +50,11 @@ class CompiledReads(SchemaExtension):
         if plan is None or (not plan.compiled and not plan.answers):
             yield
             return
-        data: dict[str, Any] = dict(plan.answers)
+        texts: dict[str, Any] | None = {}
         if plan.compiled:
-            try:
-                texts = await self.planner.run(context.db, plan, context.read_pool)  # type: ignore[union-attr]
-            except Exception as exc:  # e.g. a value the driver refuses: the resolvers decide
-                log.debug("compiled read failed; the resolvers answer", exc_info=True)
-                plan.reasons |= {f.key: f"at run time: {exc!r}" for f in plan.compiled}
-                self.planner.stats["failed"].update(f.name for f in plan.compiled)  # type: ignore[union-attr]
-                self.planner.last_failure = f"{exc!r} in {plan.statement}"  # type: ignore[union-attr]
-                plan.fallback += plan.compiled
-                plan.compiled = []
-                texts = {}
-            data |= {k: RawJSON(v) if v is not None else None for k, v in texts.items()}
-        if not plan.fallback:
-            ctx.result = ExecutionResult(data=_ordered(plan, data), errors=None)
+            texts = await self.planner.texts(context.db, plan, context.read_pool)  # type: ignore[union-attr]
+        if plan.whole:
+            ctx.result = ExecutionResult(data=plan.data(texts or {}), errors=None)
             self._prepare()
             yield
             return
@@ -75,17 +66,19 @@ class CompiledReads(SchemaExtension):
             ctx.graphql_document = original
         result = ctx.result
         if result is not None and result.data is not None:
-            data |= result.data
-            result.data = _ordered(plan, data)
+            result.data = plan.data(texts or {}, result.data)
 
     def _prepare(self) -> None:
-        """Answered whole: the view may answer this text again directly
-        (graphql_api.prepared)."""
+        """Answered whole: the view may answer this text again directly."""
         ctx = self.execution_context
         definition = _operation(ctx.graphql_document, ctx.operation_name)
-        if ctx.query and ctx.graphql_document is not None and definition is not None:
-            assert self.planner is not None
-            self.planner.prepared.remember(
+        if (
+            self.prepared is not None
+            and ctx.query
+            and ctx.graphql_document is not None
+            and definition is not None
+        ):
+            self.prepared.remember(
                 ctx.query, ctx._provided_operation_name, ctx.graphql_document, definition
             )
 
@@ -97,51 +90,26 @@ class CompiledReads(SchemaExtension):
         if definition is None or ctx.query is None:
             return None
         assert self.planner is not None
-        try:
-            return self.planner.plan(
-                query=ctx.query,
-                document=document,
-                definition=definition,
-                operation_name=ctx.operation_name,
-                raw_variables=ctx.variables,
-                scope=Scope(actor=context.actor, settings=context.settings),
-            )
-        except Exception as exc:  # a bug in the planner must never cost an answer
-            log.exception("query planning failed; the resolvers answer")
-            # Counted like a failed statement: the differential test sees planner bugs.
-            self.planner.stats["failed"]["(planning)"] += 1
-            self.planner.last_failure = f"planning: {exc!r}"
-            return None
+        return self.planner.plan_safely(
+            query=ctx.query,
+            document=document,
+            definition=definition,
+            operation_name=ctx.operation_name,
+            raw_variables=ctx.variables,
+            scope=Scope(actor=context.actor, settings=context.settings),
+        )
 
 
-def compiled_reads(planner: Planner | None) -> type[CompiledReads]:
-    return type("BoundCompiledReads", (CompiledReads,), {"planner": planner})
-
-
-def planner_of(schema: Any) -> Planner | None:
-    """The process's planner, found on the schema's extensions (graphql_api.schema)."""
-    for extension in schema.extensions:
-        if isinstance(extension, type) and issubclass(extension, CompiledReads):
-            return extension.planner
-    return None
+def compiled_reads(
+    planner: Planner | None, prepared: PreparedReads | None = None
+) -> type[CompiledReads]:
+    return type("BoundCompiledReads", (CompiledReads,), {"planner": planner, "prepared": prepared})
 
 
 def context_report(context: Any, plan: Plan | None) -> None:
     """What was compiled, for tests and debugging (``context.compiled_plan``)."""
     if context is not None and hasattr(context, "compiled_plan"):
         context.compiled_plan = plan
-
-
-def answer(plan: Plan, texts: dict[str, Any]) -> dict[str, Any]:
-    """The data of a plan answered whole: its Python answers and its statement's JSON
-    texts, in the order of the document."""
-    data: dict[str, Any] = dict(plan.answers)
-    data |= {k: RawJSON(v) if v is not None else None for k, v in texts.items()}
-    return _ordered(plan, data)
-
-
-def _ordered(plan: Plan, data: dict[str, Any]) -> dict[str, Any]:
-    return {f.key: data.get(f.key) for f in plan.fields}
 
 
 def _operation(document: DocumentNode | None, name: str | None) -> OperationDefinitionNode | None:

@@ -27,7 +27,7 @@ from graphql_api.compiled import roots, types_batches, types_catalog  # noqa: F4
 from graphql_api.compiled.roots import Answer, render
 from graphql_api.compiled.selection import Field, Operation, Unsupported
 from graphql_api.compiled.spec import Binding, Build, Fallback, Row, Scope, bind, spec_for
-from graphql_api.prepared import PreparedReads
+from graphql_api.jsonenc import RawJSON
 
 log = logging.getLogger(__name__)
 DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
@@ -55,6 +55,19 @@ class Plan:
     reasons: dict[str, str] = field(default_factory=dict)
     statement: Statement | None = None
     params: list[Any] = field(default_factory=list)
+
+    @property
+    def whole(self) -> bool:
+        """Answered without any resolver: a statement and/or answers computed here."""
+        return not self.fallback and bool(self.compiled or self.answers)
+
+    def data(self, texts: dict[str, Any], resolved: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The answer's data in the order of the document: the Python answers, the
+        statement's JSON texts (passed through as they are) and what resolvers gave."""
+        found: dict[str, Any] = dict(self.answers)
+        found |= {k: RawJSON(v) if v is not None else None for k, v in texts.items()}
+        found |= resolved or {}
+        return {f.key: found.get(f.key) for f in self.fields}
 
     def copy(self) -> Plan:
         """A copy whose lists a request may change (a failed statement moves fields)."""
@@ -87,8 +100,6 @@ class Planner:
         # Documents without variables plan the same way every time for the same kind of
         # caller: their plans are kept (without Python answers, which name the caller).
         self.fixed: OrderedDict[tuple[Any, ...], Plan] = OrderedDict()
-        # Documents answered whole, which the view answers again directly.
-        self.prepared = PreparedReads()
 
     # --- planning --------------------------------------------------------------------
 
@@ -233,6 +244,33 @@ class Planner:
         return found
 
     # --- running ---------------------------------------------------------------------
+
+    def plan_safely(self, **arguments: Any) -> Plan | None:
+        """``plan``, where a bug of the planner costs no answer: logged and counted like
+        a failed statement (the differential test sees it); None, the resolvers answer."""
+        try:
+            return self.plan(**arguments)
+        except Exception as exc:
+            log.exception("query planning failed; the resolvers answer")
+            self.stats["failed"]["(planning)"] += 1
+            self.last_failure = f"planning: {exc!r}"
+            return None
+
+    async def texts(
+        self, db: Database, plan: Plan, pool: asyncpg.Pool | None = None
+    ) -> dict[str, Any] | None:
+        """``run``, where a failed statement (e.g. a value the driver refuses) is
+        recorded and its fields move to the plan's fallback: None, the resolvers decide."""
+        try:
+            return await self.run(db, plan, pool)
+        except Exception as exc:
+            log.debug("compiled read failed; the resolvers answer", exc_info=True)
+            plan.reasons |= {f.key: f"at run time: {exc!r}" for f in plan.compiled}
+            self.stats["failed"].update(f.name for f in plan.compiled)
+            self.last_failure = f"{exc!r} in {plan.statement}"
+            plan.fallback += plan.compiled
+            plan.compiled = []
+            return None
 
     async def run(
         self, db: Database, plan: Plan, pool: asyncpg.Pool | None = None

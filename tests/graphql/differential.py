@@ -27,6 +27,10 @@ from domain.jobs import moves
 from domain.jobs.moves import Move
 from domain.jobs.rules import Initiator
 from domain.workers import service as workers
+from graphql_api.compiled.planner import Planner
+from graphql_api.prepared import PreparedReads
+from graphql_api.schema import build_schema
+from graphql_api.settings import Limits
 from tests.factories import RESIZE_SCHEMA, make_token, move_job, run_creation
 from tests.graphql.conftest import Api
 
@@ -245,9 +249,11 @@ async def _global_ids(api: Api, admin: str | None) -> dict[str, list[str]]:
 # --- comparing -------------------------------------------------------------------------
 
 
-def _normalized(body: Any) -> Any:
+def normalized(body: Any) -> Any:
     """``data`` and ``errors`` as the client reads them. The answer's cost extension is
-    left out: its remaining points belong to each app's own budget."""
+    left out: its remaining points belong to each app's own budget. A batch: each."""
+    if isinstance(body, list):
+        return [normalized(item) for item in body]
     cost = (body.get("extensions") or {}).pop("cost", None)
     if cost is not None:
         cost.pop("pointsRemaining", None)
@@ -268,7 +274,7 @@ async def both(
 ) -> tuple[tuple[int, Any], tuple[int, Any]]:
     a = await compiled.post(query, variables, token=token)
     b = await reference.post(query, variables, token=token)
-    return (a.status_code, _normalized(a.json())), (b.status_code, _normalized(b.json()))
+    return (a.status_code, normalized(a.json())), (b.status_code, normalized(b.json()))
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> str | None:
@@ -402,3 +408,17 @@ def _value_for(
     if not required:
         options = [*options, None]
     return rng.choice(options) if options else None
+
+
+def planner() -> Planner:
+    """The process's read planner (graphql_api.schema builds one per process)."""
+    found = build_schema(Limits()).planner
+    assert found is not None
+    return found
+
+
+def prepared_reads() -> PreparedReads:
+    """The process's documents answered whole (graphql_api.prepared)."""
+    found = build_schema(Limits()).prepared
+    assert found is not None
+    return found

@@ -16,8 +16,7 @@ from graphql_api.settings import ApiSettings
 from tests.conftest import StatementCounter, row_counts
 from tests.factories import make_batch, make_task_type, make_token, two_node_definition
 from tests.graphql.conftest import Api
-from tests.graphql.differential import both, first_difference
-from tests.graphql.test_differential import planner
+from tests.graphql.differential import both, first_difference, planner
 
 HOSTILE = [
     "'; DROP TABLE job; --",

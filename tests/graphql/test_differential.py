@@ -16,8 +16,6 @@ from hypothesis import strategies as st
 from hypothesis_graphql import queries
 
 from db.session import Database
-from graphql_api.compiled.extension import CompiledReads
-from graphql_api.compiled.planner import Planner
 from graphql_api.schema import build_schema, export_sdl
 from graphql_api.settings import Limits
 from tests.graphql.conftest import Api
@@ -26,6 +24,7 @@ from tests.graphql.differential import (
     Seed,
     both,
     first_difference,
+    planner,
     readme_documents,
     seed,
     suite_documents,
@@ -40,13 +39,6 @@ GENERATED = 200
 # reads two statements, never the jobs). Artifacts are not compiled yet: their
 # resolvers batch with DataLoaders and lineage is one statement of its own.
 NOT_COMPILED = {"validateBatch", "validateParameters", "batchComparison", "artifact", "artifacts"}
-
-
-def planner() -> Planner:
-    schema = build_schema(Limits())
-    found = next(e for e in schema.get_extensions() if isinstance(e, CompiledReads))
-    assert found.planner is not None
-    return found.planner
 
 
 @pytest.fixture

@@ -5,7 +5,9 @@ refuses."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,9 +22,9 @@ VALUES = st.recursive(
 )
 
 
-def refusal(check: object) -> str | None:
+def refusal(check: Callable[[], object]) -> str | None:
     try:
-        check()  # type: ignore[operator]
+        check()
     except safejson.UnsafeJsonError as exc:
         return exc.reason
     return None
@@ -45,3 +47,18 @@ def test_a_huge_clean_string_is_accepted_and_an_escaped_surrogate_is_not() -> No
     }
     assert refusal(lambda: safejson.loads(b'{"q": "x\\ud800"}', max_depth=5)) is not None
     assert refusal(lambda: safejson.loads(b'{"q\\u0000": 1}', max_depth=5)) is not None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"q": "\x00"}',  # a raw NUL: JSON refuses control characters in strings
+        b'{"q": "\xed\xa0\x80"}',  # a lone surrogate's bytes: not valid UTF-8
+        b'{"\x00": 1}',
+        b'{"q": ["a", "\xed\xbf\xbf"]}',
+    ],
+)
+def test_without_a_backslash_nothing_bad_gets_through(body: bytes) -> None:
+    assert b"\\" not in body
+    with pytest.raises(json.JSONDecodeError):  # UnsafeJsonError is one
+        safejson.loads(body, max_depth=5)
