@@ -49,6 +49,21 @@ def no_cost_limit() -> bytes:
     return json.dumps([{"query": query}] * 10).encode()
 
 
+def at_every_limit() -> bytes:
+    """A document within the parser's and the shape's limits (30 aliases, 9 deep,
+    ~4,000 tokens) that graphql-core validates in full, then refused by its cost:
+    the time to its refusal bounds validation."""
+    fields = "id title createdAt lastModifiedAt description status"
+    tree = (
+        "batches(first: 100) { totalCount pageInfo { hasNextPage endCursor } edges { cursor"
+        f" node {{ {fields} jobs(first: 100) {{ totalCount edges {{ cursor node {{ id status"
+        " node createdAt startedAt completedAt events(first: 100) { totalCount edges {"
+        " cursor node { eventId fromStatus toStatus at } } } } } } } } }"
+    )
+    query = "{ " + " ".join(f"a{i}: {tree}" for i in range(30)) + " }"
+    return json.dumps({"query": query}).encode()
+
+
 def huge_comment() -> bytes:
     return json.dumps({"query": "{ __typename } #" + "x" * 15_000_000}).encode()
 
@@ -66,6 +81,7 @@ FAMILIES = {
     "fragment bomb (41 fragments, 2^40 spreads)": fragment_bomb(),
     "repeated fields (10 ops x 400 copies)": repeated_fields(),
     "no cost limit (10 ops x 30 aliases x 100^3)": no_cost_limit(),
+    "at every limit, validated, then its cost": at_every_limit(),
     "15 MB comment": huge_comment(),
     "15 MB string literal": huge_string(),
     "JSON nested 1,000 deep in variables": deep_json(),

@@ -11,9 +11,13 @@ class InvalidCursorError(ValueError):
     """A page cursor that does not fit the list it was given to."""
 
 
+class ReadPoolTimeoutError(Exception):
+    """No connection of the read pool (db.rawpool) became free in time."""
+
+
 def is_pool_timeout(exc: BaseException) -> bool:
     """No pooled connection became free within the pool timeout (the pool is exhausted)."""
-    return isinstance(exc, PoolTimeoutError)
+    return isinstance(exc, PoolTimeoutError | ReadPoolTimeoutError)
 
 
 class StoreBusyError(Exception):

@@ -10,10 +10,14 @@ one needs no reset round trip.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.errors import ReadPoolTimeoutError
 
 READ_POOL_SIZE = 20
 
@@ -39,3 +43,19 @@ async def open_read_pool(engine: AsyncEngine, *, size: int = READ_POOL_SIZE) -> 
     )
     assert pool is not None
     return pool
+
+
+@asynccontextmanager
+async def acquired(
+    pool: asyncpg.Pool, wait_seconds: float | None
+) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the pool, or ReadPoolTimeoutError when none is free within
+    ``wait_seconds`` (the engine's pool answers so too: the API says 503)."""
+    try:
+        connection = await pool.acquire(timeout=wait_seconds)
+    except TimeoutError as exc:
+        raise ReadPoolTimeoutError(f"no read connection free within {wait_seconds} s") from exc
+    try:
+        yield connection
+    finally:
+        await pool.release(connection)

@@ -288,6 +288,8 @@ class _Coster:
         else:
             argument_default = definition.args["first"].default_value if definition.args else None
             value = argument_default if isinstance(argument_default, int) else None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # graphql-core takes 100.0 for an Int: so does the cost
         if isinstance(value, int) and not isinstance(value, bool):
             return max(value, 0)
         return default

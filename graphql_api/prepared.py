@@ -89,7 +89,8 @@ class PreparedReads:
 
 def single_operation(body: object) -> PlainOperation | None:
     """The body's operation when it is plainly one (``query``, optional ``variables``
-    object and ``operationName``, no ``extensions``); None for anything else."""
+    object and ``operationName``, ``extensions`` absent, null or empty); None for
+    anything else."""
     if not isinstance(body, dict) or not body.keys() <= _KEYS:
         return None
     query, name, variables = body.get("query"), body.get("operationName"), body.get("variables")
@@ -97,7 +98,7 @@ def single_operation(body: object) -> PlainOperation | None:
         not isinstance(query, str)
         or not (name is None or isinstance(name, str))
         or not (variables is None or isinstance(variables, dict))
-        or body.get("extensions")
+        or body.get("extensions") not in (None, {})  # `[]`, `0`, `""` are refused there
     ):
         return None
     return PlainOperation(query, name, variables)
@@ -136,7 +137,10 @@ async def execute(
     if not spent.allowed:
         result.errors = [present(rate_limited(spent, cost, values), context.request_id)]
         return result
-    texts = await planner.texts(context.db, plan, context.read_pool) if plan.compiled else {}
+    timeout = context.settings.db_pool_timeout_seconds
+    texts = (
+        await planner.texts(context.db, plan, context.read_pool, timeout) if plan.compiled else {}
+    )
     if texts is None:
         return None
     context.compiled_plan = plan

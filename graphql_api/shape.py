@@ -41,6 +41,7 @@ from graphql import (
     IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    StringValueNode,
     Visitor,
     visit,
 )
@@ -186,9 +187,17 @@ def _spreads_in(selection_set: SelectionSetNode) -> set[str]:
     return found
 
 
-class _Numbers(Visitor):
-    """Number literals Python or PostgreSQL could not take (graphql-core's visit is
-    iterative, so literals nested as deep as the parser allows are fine)."""
+class _Literals(Visitor):
+    """Literals Python or PostgreSQL could not take (graphql-core's visit is iterative,
+    so literals nested as deep as the parser allows are fine): huge numbers, and NUL
+    in strings — GraphQL's own ``\\u{0}`` escape makes one (lone surrogates its
+    parser refuses)."""
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+        if "\x00" in node.value:
+            raise ShapeError(
+                "strings", "NUL characters (\\u0000) are not accepted", ErrorCode.BAD_REQUEST
+            )
 
     def enter_int_value(self, node: IntValueNode, *_: Any) -> None:
         if len(node.value.lstrip("-")) > MAX_NUMBER_DIGITS:
@@ -218,4 +227,4 @@ def check_shape(document: DocumentNode, limits: Limits) -> None:
             and walker.level(definition.selection_set).depth > limits.max_depth
         ):
             raise ShapeError("depth", f"The query exceeds the maximum depth of {limits.max_depth}")
-    visit(document, _Numbers())
+    visit(document, _Literals())

@@ -52,7 +52,9 @@ class CompiledReads(SchemaExtension):
             return
         texts: dict[str, Any] | None = {}
         if plan.compiled:
-            texts = await self.planner.texts(context.db, plan, context.read_pool)  # type: ignore[union-attr]
+            texts = await self.planner.texts(  # type: ignore[union-attr]
+                context.db, plan, context.read_pool, context.settings.db_pool_timeout_seconds
+            )
         if plan.whole:
             ctx.result = ExecutionResult(data=plan.data(texts or {}), errors=None)
             self._prepare()

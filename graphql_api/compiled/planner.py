@@ -22,6 +22,8 @@ from sqlalchemy import Text, cast, select
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from strawberry.types.arguments import convert_arguments
 
+from db.errors import is_pool_timeout
+from db.rawpool import acquired
 from db.session import Database
 from graphql_api.compiled import roots, types_batches, types_catalog  # noqa: F401 (registers)
 from graphql_api.compiled.roots import Answer, render
@@ -257,13 +259,20 @@ class Planner:
             return None
 
     async def texts(
-        self, db: Database, plan: Plan, pool: asyncpg.Pool | None = None
+        self,
+        db: Database,
+        plan: Plan,
+        pool: asyncpg.Pool | None = None,
+        wait_seconds: float | None = None,
     ) -> dict[str, Any] | None:
         """``run``, where a failed statement (e.g. a value the driver refuses) is
-        recorded and its fields move to the plan's fallback: None, the resolvers decide."""
+        recorded and its fields move to the plan's fallback: None, the resolvers decide.
+        No free connection in time is raised: the resolvers would only wait again."""
         try:
-            return await self.run(db, plan, pool)
+            return await self.run(db, plan, pool, wait_seconds)
         except Exception as exc:
+            if is_pool_timeout(exc):
+                raise
             log.debug("compiled read failed; the resolvers answer", exc_info=True)
             plan.reasons |= {f.key: f"at run time: {exc!r}" for f in plan.compiled}
             self.stats["failed"].update(f.name for f in plan.compiled)
@@ -273,7 +282,11 @@ class Planner:
             return None
 
     async def run(
-        self, db: Database, plan: Plan, pool: asyncpg.Pool | None = None
+        self,
+        db: Database,
+        plan: Plan,
+        pool: asyncpg.Pool | None = None,
+        wait_seconds: float | None = None,
     ) -> dict[str, Any]:
         """Response keys → JSON text (or None) of the compiled root fields."""
         statement = plan.statement
@@ -282,7 +295,7 @@ class Planner:
         for hook in STATEMENT_HOOKS:
             hook(statement.sql)
         if pool is not None:
-            async with pool.acquire() as connection:
+            async with acquired(pool, wait_seconds) as connection:
                 row = await connection.fetchrow(statement.sql, *args)
         else:  # no lifespan ran (an app in tests): the engine's pool
             async with db.engine.connect() as conn:

@@ -135,6 +135,24 @@ async def test_lone_surrogate_escape_in_a_graphql_literal(
     assert status == 400
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        '{ workspace(name: "a\\u{0}b") { name } }',
+        '{ taskTypes(workspace: "a\\u{00}") { totalCount } }',
+        'mutation { createWorkspace(input: {name: "x\\u{000}"}) { __typename } }',
+    ],
+)
+async def test_nul_by_graphqls_own_escape_in_a_literal(
+    client: httpx.AsyncClient, db: Database, caplog: pytest.LogCaptureFixture, query: str
+) -> None:
+    _, admin = await make_token(db)
+    status, error = await refused(client, db, caplog, token=admin, json={"query": query})
+    assert status == 400
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert "NUL" in error["message"]
+
+
 @pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
 @pytest.mark.parametrize("where", ["inputs", "validate", "dryRun"])
 async def test_non_finite_numbers_in_json_inputs(

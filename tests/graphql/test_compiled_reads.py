@@ -7,11 +7,15 @@ import base64
 import json
 from typing import Any
 
+import graphql
 import pytest
 
 from db.config import load_settings
 from db.enums import TokenRole
+from db.errors import ReadPoolTimeoutError, is_pool_timeout
+from db.rawpool import acquired, open_read_pool
 from db.session import Database
+from graphql_api.compiled.spec import Scope
 from graphql_api.settings import ApiSettings
 from tests.conftest import StatementCounter, row_counts
 from tests.factories import make_batch, make_task_type, make_token, two_node_definition
@@ -113,6 +117,7 @@ REFUSED = [
     ("{ viewer { " + " ".join(["role"] * 6000) + " } }", "LIMIT_EXCEEDED"),  # tokens
     ("{ batches(first: 101) { totalCount } }", "LIMIT_EXCEEDED"),
     ('{ batches(after: "%%%") { totalCount } }', "BAD_REQUEST"),
+    ('{ workspace(name: "a\\u{0}b") { name } }', "BAD_REQUEST"),  # NUL by GraphQL's escape
     ("{ tokens { totalCount } }", "UNAUTHENTICATED"),
     ("{ workers { totalCount } }", "UNAUTHENTICATED"),
 ]
@@ -156,3 +161,33 @@ async def test_the_switch_sends_everything_to_the_resolvers(
     assert ApiSettings.of(load_settings()).compiled_reads is True
     monkeypatch.setenv("BATCHGRAPH_COMPILED_READS", "false")
     assert ApiSettings.of(load_settings()).compiled_reads is False
+
+
+async def test_no_free_read_connection_is_503_at_once_not_a_fallback(
+    api: Api, db: Database, data: str
+) -> None:
+    """A read pool with no free connection within the wait: the compiled path (and so
+    the lane of prepared reads) raises what the engine's pool raises, answered 503
+    with Retry-After, instead of handing the fields to resolvers that would wait again."""
+    pool = await open_read_pool(db.engine, size=1)
+    try:
+        plan = planner().plan(
+            query="{ batches { totalCount } }",
+            document=graphql.parse("{ batches { totalCount } }"),
+            definition=graphql.parse("{ batches { totalCount } }").definitions[0],  # type: ignore[arg-type]
+            operation_name=None,
+            raw_variables=None,
+            scope=Scope(actor=None, settings=ApiSettings()),
+        )
+        assert plan is not None
+        assert plan.compiled
+        failed = sum(planner().stats["failed"].values())
+        async with acquired(pool, 1.0):  # the only connection, held
+            with pytest.raises(ReadPoolTimeoutError) as caught:
+                await planner().texts(db, plan, pool, 0.2)
+        assert is_pool_timeout(caught.value)
+        assert plan.compiled  # not moved to the resolvers
+        assert sum(planner().stats["failed"].values()) == failed
+        assert await planner().texts(db, plan, pool, 0.2) is not None  # free again
+    finally:
+        await pool.close()

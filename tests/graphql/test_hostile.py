@@ -141,6 +141,19 @@ async def test_huge_comment_or_string_under_the_body_limit(
     assert error["message"].startswith(f"The document has {len(query):,} characters")
 
 
+async def test_integral_floats_cost_what_they_ask_for(
+    client: httpx.AsyncClient, sql_counter: StatementCounter
+) -> None:
+    # graphql-core takes 100.0 for an Int: the cost rule must count it as 100.
+    query = """query($n: Int, $m: Int) { batches(first: $n) { edges { node {
+        jobs(first: $m) { edges { node { events(first: $m) { totalCount } } } } } } } }"""
+    body = {"query": query, "variables": {"n": 100.0, "m": 100.0}}
+    [error] = await refused_without_sql(client, sql_counter, body)
+    assert error["extensions"]["cost"]["requested"] == 100 + 100 * 100 + 100 * 100 * 100
+    small = await client.post("/graphql", json={**body, "variables": {"n": 3.0, "m": 1}})
+    assert small.json()["extensions"]["cost"]["requested"] == 3 + 3 + 3
+
+
 async def test_answered_requests_report_their_cost(client: httpx.AsyncClient) -> None:
     query = """query($n: Int) { batches(first: $n) { edges { node {
         jobs(first: 10) { edges { node { id taskType { name } } } } } } } }"""
