@@ -295,7 +295,12 @@ def test_serve_with_several_api_processes_on_one_port(tmp_path: Path) -> None:
         assert len(children) >= 2, children  # the API processes (uvicorn's supervisor)
     finally:
         assert _stop(serve, signal.SIGTERM) == 0, (tmp_path / "serve.log").read_text()
-    assert _processes_using(home) == []
+    # Gone within a bound (multiprocessing's resource tracker outlives its parent by a
+    # moment: it leaves when the last process holding its pipe has exited).
+    deadline = time.monotonic() + 10
+    while _processes_using(home) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_using(home) == [], "several API processes left something running"
 
 
 def test_a_port_in_use_is_refused_at_once_with_how_to_pick_another(
