@@ -12,11 +12,14 @@ from db.repositories.workspace import WorkspaceRepository
 from db.session import Database
 from graphql_api.app import create_app
 from graphql_api.schema import export_sdl
+from graphql_api.settings import Limits
 from jobs.broker import build_broker
 from jobs.dispatch import DramatiqDispatcher
 from tests.graphql.conftest import SETTINGS, Api
 
 REPO = Path(__file__).resolve().parents[2]
+
+LIMITS = Limits()
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
@@ -62,6 +65,33 @@ async def test_cors_allows_only_configured_origins(client: httpx.AsyncClient) ->
     assert allowed.headers["access-control-allow-origin"] == "http://allowed.example"
     other = await client.options("/graphql", headers={"origin": "http://evil.example", **preflight})
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_posts_to_graphql_pass_the_same_layers_as_every_route(
+    client: httpx.AsyncClient,
+) -> None:
+    """POST /graphql goes straight to its layers (graphql_api.app.Front): request ids,
+    CORS and the body limit hold there as on the routes Starlette serves."""
+    body = {"query": "{ __typename }"}
+    for send in (
+        lambda h: client.post("/graphql", json=body, headers=h),
+        lambda h: client.get("/graphql", params=body, headers=h),
+    ):
+        allowed = await send({"origin": "http://allowed.example", "x-request-id": "trace-1234567"})
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "http://allowed.example"
+        assert allowed.headers["x-request-id"] == "trace-1234567"
+        assert allowed.json()["data"] == {"__typename": "Query"}
+        other = await send({"origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        assert len(other.headers["x-request-id"]) == 32
+    too_big = await client.post(
+        "/graphql",
+        content=b" " * (LIMITS.max_body_bytes + 1),
+        headers={"content-type": "application/json"},
+    )
+    assert too_big.status_code == 413
+    assert too_big.json()["errors"][0]["extensions"]["requestId"] == too_big.headers["x-request-id"]
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,7 @@ def main() -> None:
     )
     app = Starlette(
         routes=[Route("/slow", slow), Route("/spin", spin), Mount("/", inner)],
-        lifespan=inner.router.lifespan_context,
+        lifespan=inner.app.router.lifespan_context,
     )
     server = draining_server(
         app, drain=inner.state.drain, settings=settings, host="127.0.0.1", port=int(sys.argv[1])
