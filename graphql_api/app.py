@@ -184,7 +184,7 @@ class Front:
     id, CORS, body limit) and the view; everything else, GET /graphql and websockets
     included, through Starlette — its router, its error and exception middleware and
     the same layers. On a small read the router and Starlette's own middleware were
-    about a tenth of the request's CPU (README, Performance: reads)."""
+    about a tenth of the request's CPU (README: Performance, Reads and subscriptions)."""
 
     def __init__(self, app: Starlette, graphql: ASGIApp) -> None:
         self.app = app

@@ -22,7 +22,7 @@ Anything else — a body that is not one plain operation, a refusal, variables t
 planner does not take, a field it leaves to resolvers, a statement that fails — takes
 the full way, which answers it as it always does (a statement that fails runs again
 there, and its points are charged again: a rare case). On a simple list this saves
-about a third of the request's CPU (README, Performance: reads).
+about a third of the request's CPU (README: Performance, Reads and subscriptions).
 """
 
 from __future__ import annotations
