@@ -11,7 +11,6 @@ sends everything to the resolvers: the reference the planner is tested against.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,8 +27,6 @@ from strawberry.types.graphql import OperationType
 from graphql_api.compiled.planner import Plan, Planner
 from graphql_api.compiled.spec import Scope
 from graphql_api.prepared import PreparedReads
-
-log = logging.getLogger(__name__)
 
 
 class CompiledReads(SchemaExtension):
