@@ -26,7 +26,20 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-DEFAULT_URL = os.environ.get("BATCHGRAPH_URL") or "http://127.0.0.1:8000/graphql"
+
+def default_url() -> str:
+    """BATCHGRAPH_URL; else, run with the project's Python, the server running from
+    the same BATCHGRAPH_HOME, as the ``batchgraph`` command finds it (port included);
+    else port 8000 here. On another machine, give --url or BATCHGRAPH_URL."""
+    if os.environ.get("BATCHGRAPH_URL"):
+        return os.environ["BATCHGRAPH_URL"]
+    try:
+        from db.config import load_settings
+        from launcher.client import server_url
+    except ImportError:  # a copy of this script, without the project
+        return "http://127.0.0.1:8000/graphql"
+    return server_url(load_settings())
+
 
 REGISTER = """mutation($host: String!) { registerWorker(input: {host: $host}) { __typename
   ... on WorkerRegistered { token tokenId worker { name } }
@@ -149,7 +162,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--url", default=DEFAULT_URL, help=f"default: {DEFAULT_URL}")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="default: BATCHGRAPH_URL, else the server running from BATCHGRAPH_HOME,"
+        " else http://127.0.0.1:8000/graphql",
+    )
     sub = parser.add_subparsers(required=True)
     reg = sub.add_parser("register")
     reg.add_argument("--host", required=True)
@@ -161,6 +179,7 @@ def main() -> int:
     w.add_argument("--until-idle", action="store_true", help="exit when nothing is queued")
     w.set_defaults(handler=work)
     args = parser.parse_args()
+    args.url = args.url or default_url()
     try:
         return int(args.handler(args))
     except Refused as exc:

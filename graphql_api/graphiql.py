@@ -26,7 +26,8 @@ WELCOME = """# Welcome to batchgraph. Press ▶ to run this query.
 # Headers tab below (no reload needed):
 #   {"Authorization": "Bearer bg_..."}
 # `make run` printed an admin token on first start.
-# The other tabs are the README walkthrough's steps.
+# The other tabs are steps of the README walkthrough
+# (the README has the steps in between too).
 """
 
 

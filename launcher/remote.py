@@ -123,7 +123,11 @@ def batches(
         title=f"batches ({listing['totalCount']}), newest first",
         title_justify="left",
         box=box.SIMPLE_HEAD,
-        caption="* superseded by a re-processing",
+        caption=(
+            "* superseded by a re-processing"
+            if any(e["node"]["isSuperseded"] for e in listing["edges"])
+            else None
+        ),
         caption_justify="left",
     )
     # Ids are what the other commands take: they are never cut; the title gives way.

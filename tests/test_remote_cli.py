@@ -65,6 +65,16 @@ async def test_batches_cancel_and_retry(
     assert "nightly scan" in out
     assert "running" in out
     assert "0/2" in out
+    assert "superseded" not in out  # the footnote only when a row carries its mark
+    from domain.batches import service as batch_service
+
+    again = await make_batch(
+        db, None, title="scan again", previous=batch_service.PreviousBatch(root_batch_id=batch.id)
+    )
+    assert await run("batches") == 0
+    out = capsys.readouterr().out
+    assert "* superseded by a re-processing" in out
+    assert gid("Batch", again.id) in out
 
     from sqlalchemy import select
 

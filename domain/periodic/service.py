@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+# Outcomes of tasks run more often than this are logged at DEBUG.
+CHATTY_INTERVAL = timedelta(minutes=1)
 MAX_SLEEP_SECONDS = 1.0
 
 Run = Callable[[UnitOfWork, datetime], Awaitable[str | None]]
@@ -111,7 +113,10 @@ class Scheduler:
                 row.runner = self._runner
                 await uow.commit()
             if outcome:
-                log.info("%s: %s", task.name, outcome)
+                # Tasks that run every few seconds (the counters fold) would fill the
+                # log while jobs run: their outcome is kept on their row instead.
+                frequent = task.interval < CHATTY_INTERVAL
+                log.log(logging.DEBUG if frequent else logging.INFO, "%s: %s", task.name, outcome)
             return True
         except Exception as exc:
             log.exception("periodic task %s failed", task.name)

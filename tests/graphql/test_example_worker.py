@@ -162,3 +162,29 @@ async def test_a_refused_result_is_reported_and_fails_the_job(
         (JobStatus.FAILED, "RESULT_INVALID"),
         (JobStatus.QUEUED, None),
     ]
+
+
+async def test_without_a_url_it_finds_the_server_of_its_folder(
+    live_server: str, tmp_path: Path
+) -> None:
+    """As the batchgraph command does: `serve` notes where it listens (any port) in
+    BATCHGRAPH_HOME, and the example run with the project's Python reads it there."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "server.json").write_text(
+        json.dumps({"url": f"{live_server}/graphql", "pid": os.getpid()})
+    )
+    found = await asyncio.to_thread(
+        _run, "register", "--host", "found.lab", env={"BATCHGRAPH_HOME": str(home)}
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.startswith("registered as worker found-lab")
+    nowhere = await asyncio.to_thread(
+        _run,
+        "register",
+        "--host",
+        "lost.lab",
+        env={"BATCHGRAPH_HOME": str(tmp_path / "empty"), "BATCHGRAPH_PORT": "1"},
+    )
+    assert nowhere.returncode == 1
+    assert "127.0.0.1:1/graphql" in nowhere.stderr

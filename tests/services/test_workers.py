@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -257,3 +258,36 @@ async def claim(uow: UnitOfWork, ids: list[int], worker: str) -> execution.Claim
     return await execution.claim(
         uow, job_ids=ids, worker=worker, offered={"builtin.echo"}, metadata={}, limit=len(ids)
     )
+
+
+async def test_outcomes_of_frequent_tasks_stay_out_of_the_info_log(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The counters fold runs twice a second while jobs run: its outcome is kept on its
+    row, logged at DEBUG; a task run every minute or less often logs at INFO."""
+
+    async def folded(uow: UnitOfWork, now: datetime) -> str:
+        return "folded 3 deltas"
+
+    levels = {}
+    for name, seconds in (("tests.often", 0.5), ("tests.hourly", 3600)):
+        task = Periodic(name, timedelta(seconds=seconds), folded)
+        scheduler = Scheduler(
+            lambda: UnitOfWork(db.write_session),
+            runner="a",
+            now=lambda: datetime.now(UTC),
+            tasks=[task],
+        )
+        async with UnitOfWork(db.write_session) as uow:
+            await uow.periodic.ensure(task.name, interval_seconds=seconds, now=datetime.now(UTC))
+            await uow.commit()
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="domain.periodic.service"):
+            assert await scheduler.run(task) is True
+        [record] = [r for r in caplog.records if "folded 3 deltas" in r.getMessage()]
+        levels[name] = record.levelno
+        async with UnitOfWork(db.write_session) as uow:
+            row = await uow.periodic.get(task.name)
+            assert row is not None
+            assert row.last_outcome == "folded 3 deltas"
+    assert levels == {"tests.often": logging.DEBUG, "tests.hourly": logging.INFO}
