@@ -7,6 +7,7 @@ import json
 import logging
 import math
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -45,9 +46,22 @@ from graphql_api.settings import ApiSettings
 from graphql_api.websocket import TransportWSHandler
 
 log = logging.getLogger("batchgraph.errors")
-# This request's body and its decoded JSON, once decoded (graphql_api.prepared): the
-# full way, when it answers, does not decode it again.
-_decoded: ContextVar[tuple[bytes, object] | None] = ContextVar("decoded_body", default=None)
+
+
+@dataclass
+class _Begun:
+    """What the lane of prepared reads did for this request before handing it to the
+    full way, which uses it instead of doing it again: the context (authentication,
+    the budget's door check) and the decoded body."""
+
+    request: Request
+    sub_response: Response
+    context: Context
+    body: bytes | None = None
+    decoded: object = None
+
+
+_begun: ContextVar[_Begun | None] = ContextVar("begun", default=None)
 
 
 class RequestRejected(Exception):
@@ -101,7 +115,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
             return
         request = Request(scope=scope, receive=receive)
-        memo = _decoded.set(None)
+        memo = _begun.set(None)
         try:
             response = await self._answer_prepared(request) or await self.run(request)
         except RequestRejected as exc:
@@ -125,7 +139,7 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
             # an error like any other, not a plain-text 500.
             response = self._unexpected(exc)
         finally:
-            _decoded.reset(memo)
+            _begun.reset(memo)
         await response(scope, receive, send)
 
     async def _answer_prepared(self, request: Request) -> Response | None:
@@ -144,12 +158,14 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         sub_response = await self.get_sub_response(request)
         # Authentication and the budget's door check come before the body is read.
         context = await self.get_context(request, response=sub_response)
+        begun = _Begun(request, sub_response, context)
+        _begun.set(begun)
         body = await request.body()
         try:
             decoded = self.decode_json(body)
         except (json.JSONDecodeError, RecursionError):  # the full way says what is wrong
             return None
-        _decoded.set((body, decoded))  # the full way decodes it once only
+        begun.body, begun.decoded = body, decoded
         operation = single_operation(decoded)
         known = self._prepared.recall(operation) if operation is not None else None
         if operation is None or known is None:
@@ -182,9 +198,9 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
         return safejson.loads(data, max_depth=self._settings.limits.max_json_depth)
 
     def parse_json(self, data: str | bytes) -> Any:
-        found = _decoded.get()
-        if found is not None and found[0] is data:
-            return found[1]
+        begun = _begun.get()
+        if begun is not None and begun.body is data:
+            return begun.decoded
         try:
             return self.decode_json(data)
         except safejson.UnsafeJsonError as exc:
@@ -227,7 +243,16 @@ class BatchgraphGraphQL(GraphQL[Context, None]):
                 raise HTTPException(400, "NUL characters (\\u0000) are not accepted")
         return parsed
 
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        begun = _begun.get()
+        if begun is not None and begun.request is request:
+            return begun.sub_response
+        return await super().get_sub_response(request)
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        begun = _begun.get()
+        if begun is not None and begun.request is request and begun.sub_response is response:
+            return begun.context
         context = Context(
             db=self._db,
             dispatcher=self._dispatcher,

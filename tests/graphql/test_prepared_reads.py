@@ -16,7 +16,9 @@ import pytest
 
 from db.enums import TokenRole
 from db.session import Database
+from graphql_api import safejson
 from graphql_api.app import create_app
+from graphql_api.auth.authenticator import Authenticator
 from graphql_api.compiled.planner import Planner
 from jobs.broker import build_broker
 from jobs.dispatch import DramatiqDispatcher
@@ -293,3 +295,37 @@ async def test_the_budget_is_spent_and_refused_as_the_full_way_does(
         return body
 
     assert timeless(lane) == timeless(full), first_difference(timeless(lane), timeless(full))
+
+
+async def test_the_full_way_reuses_what_the_lane_began(
+    api: Api, tokens: dict[str, str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A POST the lane does not answer (a mutation, a document not known yet) is
+    authenticated, door-checked and decoded once, not again by the full way."""
+    calls: list[str] = []
+    original = Authenticator.authenticate
+
+    async def counted(self: Authenticator, secret: str, *, now: Any) -> Any:
+        calls.append(secret)
+        return await original(self, secret, now=now)
+
+    loads: list[int] = []
+    original_loads = safejson.loads
+
+    def counted_loads(data: Any, *, max_depth: int) -> Any:
+        loads.append(len(data))
+        return original_loads(data, max_depth=max_depth)
+
+    monkeypatch.setattr(Authenticator, "authenticate", counted)
+    monkeypatch.setattr(safejson, "loads", counted_loads)
+    for query in (
+        unique("{ workspaces { totalCount } }"),  # not known yet: the full way answers
+        'mutation { createWorkspace(input: {name: "reused"}) { __typename } }',
+    ):
+        calls.clear()
+        loads.clear()
+        response = await post(api, query, None, None, tokens["admin"])
+        assert response.status_code == 200, response.text
+        assert "errors" not in response.json(), response.text
+        assert len(calls) == 1
+        assert len(loads) == 1
